@@ -1,0 +1,108 @@
+"""The algorithm interface and registry: an algorithm is its state, its rounds and its update."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from cgatrain.algorithms.objective import FlatModel, LocalObjective
+from cgatrain.comm import NeighborExchange
+from cgatrain.topology import Topology
+
+
+@dataclass
+class AgentContext:
+    """What an algorithm may use: its agent's model and objective, the graph and the wire."""
+
+    rank: int
+    world_size: int
+    model: FlatModel
+    objective: LocalObjective
+    topology: Topology
+    exchange: NeighborExchange
+
+
+class Algorithm(ABC):
+    """One decentralized optimizer, run by every agent in lock step.
+
+    Subclasses declare `rounds` (their communication rounds per step, in posting order) and
+    `mixing` (the stochasticity their mixing matrices must have, checked before the run starts).
+    """
+
+    name: ClassVar[str]
+    rounds: ClassVar[tuple[str, ...]] = ()
+    mixing: ClassVar[str] = "none"
+    hyperparameters: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, ctx: AgentContext, hparams: Mapping[str, Any]) -> None:
+        self.ctx = ctx
+        self.hparams = {**self.hyperparameters, **{k: v for k, v in hparams.items() if k != "name"}}
+        self.state: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
+        """Reject unknown keys and out-of-range values before any process starts."""
+        unknown = sorted(set(hparams) - set(cls.hyperparameters) - {"name"})
+        if unknown:
+            raise ValueError(f"algorithm {cls.name!r} has no option(s) {unknown}; it takes {sorted(cls.hyperparameters)}")
+        momentum = hparams.get("momentum", cls.hyperparameters.get("momentum", 0.0))
+        if not 0.0 <= float(momentum) < 1.0:
+            raise ValueError(f"algorithm.momentum must lie in [0, 1), got {momentum}")
+
+    def setup(self) -> None:
+        """Called once after the process group is up, before the first step."""
+        if "momentum" in self.hyperparameters:
+            self.state["velocity"] = torch.zeros_like(self.ctx.model.params)
+
+    def heavy_ball(self, direction: torch.Tensor, lr: float) -> torch.Tensor:
+        """v <- beta v - lr * direction, the momentum term every momentum method here shares."""
+        velocity = self.state["velocity"]
+        return velocity.mul_(float(self.hparams["momentum"])).add_(direction, alpha=-lr)
+
+    @abstractmethod
+    def step(self, lr: float, step: int, epoch: int) -> float:
+        """Run one step on the objective's current minibatch; return the local loss."""
+
+    def neighbors(self, step: int, epoch: int) -> tuple[list[int], list[int]]:
+        """(in_neighbors, out_neighbors) of this agent at this step."""
+        topology, rank = self.ctx.topology, self.ctx.rank
+        return topology.in_neighbors(rank, step, epoch), topology.out_neighbors(rank, step, epoch)
+
+    def mix(self, received: Mapping[int, torch.Tensor], step: int, epoch: int) -> torch.Tensor:
+        """sum_l pi_jl x_l over this agent and its in-neighbours, in a reused buffer."""
+        weights = self.ctx.topology.mixing_matrix(step, epoch)[self.ctx.rank]
+        mixed = self.state.get("_mixed")
+        if mixed is None:
+            mixed = self.state["_mixed"] = torch.empty_like(self.ctx.model.params)
+        torch.mul(self.ctx.model.params, float(weights[self.ctx.rank]), out=mixed)
+        for peer, tensor in received.items():
+            mixed.add_(tensor, alpha=float(weights[peer]))
+        return mixed
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Tensors needed to resume (momentum buffers, error memories, push-sum weights)."""
+        return {key: value for key, value in self.state.items() if not key.startswith("_")}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        for key, value in state.items():
+            self.state[key] = value.to(self.ctx.model.params.device)
+
+
+ALGORITHMS: dict[str, type[Algorithm]] = {}
+
+
+def register(cls: type[Algorithm]) -> type[Algorithm]:
+    """Class decorator: make the algorithm selectable as `algorithm=NAME`."""
+    ALGORITHMS[cls.name] = cls
+    return cls
+
+
+def get_algorithm(name: str) -> type[Algorithm]:
+    """The registered algorithm class called `name`."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(sorted(ALGORITHMS))}")
+    return ALGORITHMS[name]

@@ -1,0 +1,29 @@
+"""Centralized SGD: gradients averaged over all agents by all-reduce (the parameter-server upper line)."""
+
+from __future__ import annotations
+
+import torch.distributed as dist
+
+from cgatrain.algorithms.base import Algorithm, register
+
+
+@register
+class Centralized(Algorithm):
+    """v = beta v - alpha mean_j g_j ; x = x + v on identical replicas."""
+
+    name = "centralized"
+    rounds = ("grad_allreduce",)
+    mixing = "none"
+    hyperparameters = {"momentum": 0.9}
+
+    def setup(self) -> None:
+        # Replicas must start equal even when agents drew different initial models.
+        dist.broadcast(self.ctx.model.params, src=0)
+        super().setup()
+
+    def step(self, lr: float, step: int, epoch: int) -> float:
+        ctx = self.ctx
+        loss = ctx.objective.self_gradient()
+        ctx.exchange.all_reduce_mean("grad_allreduce", ctx.model.grad)
+        ctx.model.params.add_(self.heavy_ball(ctx.model.grad, lr))
+        return loss

@@ -1,0 +1,28 @@
+"""DPMSGD: the CGA paper's Algorithm 1 with the self-gradient in place of the QP projection."""
+
+from __future__ import annotations
+
+import torch
+
+from cgatrain.algorithms.base import Algorithm, register
+
+
+@register
+class DPMSGD(Algorithm):
+    """w = sum_l pi_jl x_l, v = beta v - alpha g, x = w + v (Esfandiari et al. 2021, Alg. 1 without QP)."""
+
+    name = "dpmsgd"
+    rounds = ("model",)
+    mixing = "doubly"
+    hyperparameters = {"momentum": 0.9}
+
+    def step(self, lr: float, step: int, epoch: int) -> float:
+        ctx = self.ctx
+        in_neighbors, out_neighbors = self.neighbors(step, epoch)
+        pending, received = ctx.exchange.post_gossip("model", ctx.model.params, out_neighbors, in_neighbors)
+        loss = ctx.objective.self_gradient()
+        pending.wait()
+        mixed = self.mix(received, step, epoch)
+        # CGA paper, Algorithm 1: v_j = beta v_j - alpha g_j ; x_j = w_j + v_j.
+        torch.add(mixed, self.heavy_ball(ctx.model.grad, lr), out=ctx.model.params)
+        return loss

@@ -1,0 +1,77 @@
+"""The local objective an algorithm optimizes: a model whose parameters live in one flat buffer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class FlatModel:
+    """A module whose parameters and gradients are views into two contiguous vectors.
+
+    Algorithms update `params` with vector ops and send it as it is; the module sees the change.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        parameters = [p for p in module.parameters() if p.requires_grad]
+        self.shapes = [p.shape for p in parameters]
+        self.numel = sum(p.numel() for p in parameters)
+        device = parameters[0].device if parameters else torch.device("cpu")
+        self.params = torch.empty(self.numel, device=device)
+        self.grad = torch.zeros(self.numel, device=device)
+        offset = 0
+        for p in parameters:
+            size = p.numel()
+            self.params[offset : offset + size].copy_(p.detach().reshape(-1))
+            p.data = self.params[offset : offset + size].view_as(p)
+            p.grad = self.grad[offset : offset + size].view_as(p)
+            offset += size
+        self._parameters = parameters
+
+    def grads_are_views(self) -> bool:
+        """True while autograd still accumulates into the flat gradient buffer."""
+        start = self.grad.data_ptr()
+        end = start + self.grad.numel() * self.grad.element_size()
+        return all(p.grad is not None and start <= p.grad.data_ptr() < end for p in self._parameters)
+
+    def gather_grads(self) -> None:
+        """Copy gradients into the flat buffer if autograd replaced the views (it rarely does)."""
+        if not self.grads_are_views():
+            torch.cat([p.grad.reshape(-1) for p in self._parameters], out=self.grad)
+            offset = 0
+            for p in self._parameters:
+                p.grad = self.grad[offset : offset + p.numel()].view_as(p)
+                offset += p.numel()
+
+
+class LocalObjective:
+    """f_j on the current minibatch of agent j: loss plus L2 weight decay, gradient into the flat buffer."""
+
+    def __init__(self, flat_model: FlatModel, loss_fn: LossFn, weight_decay: float = 0.0) -> None:
+        self.flat_model = flat_model
+        self.loss_fn = loss_fn
+        self.weight_decay = weight_decay
+        self.inputs: torch.Tensor | None = None
+        self.targets: torch.Tensor | None = None
+
+    def set_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Fix the minibatch that the next gradients are taken on."""
+        self.inputs, self.targets = inputs, targets
+
+    def self_gradient(self) -> float:
+        """Loss at the agent's own parameters; leaves its gradient in `flat_model.grad`."""
+        if self.inputs is None or self.targets is None:
+            raise RuntimeError("set_batch must be called before self_gradient")
+        model = self.flat_model
+        model.grad.zero_()
+        loss = self.loss_fn(model.module(self.inputs), self.targets)
+        loss.backward()
+        model.gather_grads()
+        if self.weight_decay:
+            model.grad.add_(model.params, alpha=self.weight_decay)
+        return float(loss.detach())

@@ -1,0 +1,165 @@
+"""The `cgatrain` command: compose the config once, validate it, then run the agents.
+
+Without a launcher, Hydra composes the config (also for `-m` sweeps) and `cgatrain` spawns the
+agents itself. Under torchrun or srun every process is one agent: each composes the same config
+with Hydra's compose API (no per-rank output directory) and rank 0 alone writes shared files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from cgatrain.comm import LaunchEnv, detect_launch_env
+
+FAILED_JOBS: list[str] = []
+
+
+def config_dir() -> str:
+    """The `configs/` folder: beside the package in a checkout, inside it in a wheel."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "configs", package / "_configs"):
+        if (candidate / "config.yaml").exists():
+            return str(candidate)
+    raise FileNotFoundError(f"cgatrain configs not found next to {package}")
+
+
+def default_run_dir() -> str:
+    """outputs/<date>/<time> for a local run; one shared folder per launcher job under torchrun/srun."""
+    env = detect_launch_env()
+    if env is None:
+        return datetime.datetime.now().strftime("outputs/%Y-%m-%d/%H-%M-%S")
+    # Every rank derives the same name from the launcher's job id; torchrun's default id is "none".
+    run_id = env.run_id if env.run_id and env.run_id != "none" else f"pid{os.getppid()}"
+    return f"outputs/{env.launcher}/{run_id}"
+
+
+def _register_resolvers() -> None:
+    if not OmegaConf.has_resolver("cgatrain_run_dir"):
+        OmegaConf.register_new_resolver("cgatrain_run_dir", default_run_dir)
+
+
+def _to_container(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _print_summary(run_dir: Path) -> None:
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return
+    summary = json.loads(path.read_text())
+
+    def pct(key: str) -> str:
+        value = summary.get(key)
+        return "-" if value is None else f"{value:.2%}"
+
+    print(
+        f"\nstatus: {summary['status']} after {summary.get('epochs_completed')} epochs | "
+        f"averaged-model test acc {pct('consensus_test_accuracy')} | agents' acc mean {pct('agent_test_accuracy_mean')} "
+        f"min {pct('agent_test_accuracy_min')} | MB sent/agent {summary.get('mb_sent_per_agent') or 0:.2f} | "
+        f"{summary.get('wall_seconds', 0):.1f} s\nrun files: {run_dir} (summary.json, metrics.jsonl, config.yaml, checkpoints/)",
+        flush=True,
+    )
+
+
+def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any]) -> None:
+    from cgatrain.reporting import write_json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "summary.json", {"status": status, "error": message, "algorithm": cfg.get("algorithm", {}).get("name"), "run_dir": str(run_dir)})
+    FAILED_JOBS.append(str(run_dir))
+    print(f"error: {message}\nrun files: {run_dir}", file=sys.stderr, flush=True)
+
+
+def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> None:
+    """One experiment in this process: validate, spawn the agents, wait, report. Never raises."""
+    from cgatrain.config import ConfigError, validate
+    from cgatrain.launcher import AgentFailure, spawn_agents
+
+    container = _to_container(cfg)
+    if sweep_group and not container["logger"]["wandb"].get("group"):
+        container["logger"]["wandb"]["group"] = sweep_group
+    try:
+        validate(container)
+    except ConfigError as error:
+        _record_failure(run_dir, "failed", str(error), container)
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(container), run_dir / "config.yaml")
+    try:
+        spawn_agents(container, run_dir)
+    except AgentFailure as error:
+        _record_failure(run_dir, "failed", f"run failed: {error}", container)
+        return
+    _print_summary(run_dir)
+
+
+def _hydra_main() -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+    def task(cfg: DictConfig) -> None:
+        hydra_cfg = HydraConfig.get()
+        group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
+        run_job(cfg, Path(hydra_cfg.runtime.output_dir), group)
+
+    task()
+
+
+def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
+    """torchrun/srun: this process is agent `env.rank`; compose, validate and train."""
+    from hydra import compose, initialize_config_dir
+
+    from cgatrain.config import ConfigError, validate
+    from cgatrain.launcher import run_agent
+
+    if any(arg.startswith("-") for arg in argv):
+        print("error: Hydra flags (-m, --cfg, ...) are not available under torchrun/srun; pass key=value overrides only", file=sys.stderr)
+        return 2
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=argv, return_hydra_config=True)
+    run_dir = Path(str(cfg.hydra.run.dir))
+    with open_dict(cfg):
+        del cfg["hydra"]
+        if cfg.agents != env.world_size:
+            if any(arg.startswith("agents=") for arg in argv):
+                print(f"error: agents={cfg.agents} but the launcher started {env.world_size} processes", file=sys.stderr)
+                return 2
+            cfg.agents = env.world_size
+    container = _to_container(cfg)
+    try:
+        validate(container, local_agents=env.local_world_size)
+    except ConfigError as error:
+        if env.rank == 0:
+            print(f"error: {error}", file=sys.stderr)
+        return 2
+    if env.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml")
+    if env.launcher == "slurm":
+        os.environ.setdefault("MASTER_ADDR", str(env.master_addr))
+        os.environ.setdefault("MASTER_PORT", str(env.master_port))
+    run_agent(container, run_dir, env.rank, env.world_size, env.local_rank, env.local_world_size)
+    if env.rank == 0:
+        _print_summary(run_dir)
+    return 0
+
+
+def main() -> None:
+    """Entry point of the `cgatrain` command and of `python -m cgatrain`."""
+    _register_resolvers()
+    env = detect_launch_env()
+    if env is not None:
+        sys.exit(_run_under_launcher(env, sys.argv[1:]))
+    _hydra_main()
+    if FAILED_JOBS:
+        print(f"{len(FAILED_JOBS)} job(s) failed: {', '.join(FAILED_JOBS)}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,168 @@
+"""Neighbour exchange: every send and receive of a round posted at once, with byte and time counters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+Payload = torch.Tensor | Sequence[torch.Tensor]
+
+
+class PeerError(RuntimeError):
+    """A neighbour exchange failed, most often because a peer died or timed out."""
+
+
+@dataclass
+class RoundStats:
+    """What one named round has cost this agent so far."""
+
+    calls: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"calls": self.calls, "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received, "seconds": self.seconds}
+
+
+def _as_list(payload: Payload) -> list[torch.Tensor]:
+    return [payload] if isinstance(payload, torch.Tensor) else list(payload)
+
+
+def _nbytes(tensors: Iterable[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class PendingRound:
+    """A posted round; `wait()` blocks until every send and receive of it has completed."""
+
+    def __init__(self, owner: NeighborExchange, name: str, requests: list, peers: list[int], started: float) -> None:
+        self._owner, self._name, self._requests, self._peers = owner, name, requests, peers
+        self._blocked_seconds = time.perf_counter() - started
+        self._done = not requests
+
+    def wait(self) -> None:
+        """Complete the round; the time spent blocked here counts as communication time."""
+        if self._done:
+            self._owner.stats[self._name].seconds += self._blocked_seconds
+            return
+        started = time.perf_counter()
+        try:
+            for request in self._requests:
+                request.wait()
+        except RuntimeError as error:
+            raise PeerError(
+                f"agent {self._owner.rank}: round {self._name!r} with neighbours {self._peers} failed: {error}"
+            ) from error
+        self._done = True
+        self._owner.stats[self._name].seconds += self._blocked_seconds + time.perf_counter() - started
+
+
+class NeighborExchange:
+    """Point-to-point rounds between this agent and its graph neighbours.
+
+    Each round posts all sends to out-neighbours and all receives from in-neighbours in one
+    `batch_isend_irecv`, in ascending peer order on both ends (NCCL ignores tags).
+    """
+
+    def __init__(self, rank: int, world_size: int, device: torch.device) -> None:
+        self.rank = rank
+        self.world_size = world_size
+        self.device = device
+        self.stats: dict[str, RoundStats] = {}
+        self._buffers: dict[tuple[str, int, int], torch.Tensor] = {}
+
+    def post(self, name: str, sends: Mapping[int, Payload], recvs: Mapping[int, Payload]) -> PendingRound:
+        """Start a round: `sends[peer]` goes to peer, `recvs[peer]` (preallocated) is filled from peer."""
+        started = time.perf_counter()
+        stats = self.stats.setdefault(name, RoundStats())
+        operations = []
+        for peer in sorted(sends):
+            for tensor in _as_list(sends[peer]):
+                operations.append(dist.P2POp(dist.isend, tensor, peer))
+                stats.bytes_sent += _nbytes([tensor])
+        for peer in sorted(recvs):
+            for tensor in _as_list(recvs[peer]):
+                operations.append(dist.P2POp(dist.irecv, tensor, peer))
+                stats.bytes_received += _nbytes([tensor])
+        stats.calls += 1
+        peers = sorted(set(sends) | set(recvs))
+        try:
+            requests = dist.batch_isend_irecv(operations) if operations else []
+        except RuntimeError as error:
+            raise PeerError(f"agent {self.rank}: posting round {name!r} to neighbours {peers} failed: {error}") from error
+        return PendingRound(self, name, requests, peers, started)
+
+    def exchange(self, name: str, sends: Mapping[int, Payload], recvs: Mapping[int, Payload]) -> None:
+        """Post a round and wait for it."""
+        self.post(name, sends, recvs).wait()
+
+    def receive_buffers(self, name: str, like: torch.Tensor, peers: Sequence[int], slot: int = 0) -> dict[int, torch.Tensor]:
+        """Reusable receive buffers shaped like `like`, one per peer (allocated once per round and slot)."""
+        buffers = {}
+        for peer in peers:
+            key = (name, peer, slot)
+            buffer = self._buffers.get(key)
+            if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
+                buffer = torch.empty_like(like, device=self.device)
+                self._buffers[key] = buffer
+            buffers[peer] = buffer
+        return buffers
+
+    def post_gossip(self, name: str, tensor: torch.Tensor, out_neighbors: Sequence[int], in_neighbors: Sequence[int]) -> tuple[PendingRound, dict[int, torch.Tensor]]:
+        """Start sending `tensor` to every out-neighbour and receiving one like it from every in-neighbour."""
+        received = self.receive_buffers(name, tensor, in_neighbors)
+        pending = self.post(name, {peer: tensor for peer in out_neighbors}, received)
+        return pending, received
+
+    def gossip(self, name: str, tensor: torch.Tensor, out_neighbors: Sequence[int], in_neighbors: Sequence[int]) -> dict[int, torch.Tensor]:
+        """Send `tensor` to out-neighbours and return what each in-neighbour sent."""
+        pending, received = self.post_gossip(name, tensor, out_neighbors, in_neighbors)
+        pending.wait()
+        return received
+
+    def all_reduce_mean(self, name: str, tensor: torch.Tensor) -> None:
+        """Average `tensor` over all agents in place; bytes counted as a ring all-reduce moves them."""
+        started = time.perf_counter()
+        stats = self.stats.setdefault(name, RoundStats())
+        # A ring all-reduce sends and receives 2(n-1)/n of the buffer per agent.
+        moved = int(2 * (self.world_size - 1) * _nbytes([tensor]) / self.world_size)
+        try:
+            dist.all_reduce(tensor)
+        except RuntimeError as error:
+            raise PeerError(f"agent {self.rank}: all-reduce round {name!r} failed: {error}") from error
+        tensor.div_(self.world_size)
+        stats.calls += 1
+        stats.bytes_sent += moved
+        stats.bytes_received += moved
+        stats.seconds += time.perf_counter() - started
+
+    def warm_up(self, peers: Iterable[int]) -> None:
+        """Exchange one element with each peer so NCCL builds its p2p communicators now (pytorch#108378)."""
+        peer_list = sorted(set(peers) - {self.rank})
+        token = torch.zeros(1, device=self.device)
+        buffers = {peer: torch.empty(1, device=self.device) for peer in peer_list}
+        self.exchange("_warm_up", {peer: token for peer in peer_list}, buffers)
+        del self.stats["_warm_up"]
+
+    def total_bytes_sent(self) -> int:
+        """Bytes this agent has sent in all algorithm rounds."""
+        return sum(stats.bytes_sent for name, stats in self.stats.items() if not name.startswith("_"))
+
+    def total_seconds(self) -> float:
+        """Seconds this agent has spent blocked in communication."""
+        return sum(stats.seconds for name, stats in self.stats.items() if not name.startswith("_"))
+
+    def state_dict(self) -> dict[str, dict[str, float]]:
+        """Counters, so a resumed run reports the same totals as an uninterrupted one."""
+        return {name: stats.as_dict() for name, stats in self.stats.items()}
+
+    def load_state_dict(self, state: Mapping[str, Mapping[str, float]]) -> None:
+        self.stats = {
+            name: RoundStats(int(s["calls"]), int(s["bytes_sent"]), int(s["bytes_received"]), float(s["seconds"]))
+            for name, s in state.items()
+        }

@@ -1,0 +1,102 @@
+"""Validating a composed config in the parent, before any agent process starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from cgatrain import checkpoint
+from cgatrain.algorithms import get_algorithm
+from cgatrain.data import DataError, load_dataset, partition_indices
+from cgatrain.topology import TopologyError, build_topology
+from cgatrain.train.schedule import check_schedule
+
+WANDB_MODES = ("disabled", "offline", "online")
+
+
+class ConfigError(ValueError):
+    """The config cannot run; the message lists every problem found."""
+
+
+def _positive_int(value: Any, key: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_numbers(cfg: Mapping[str, Any]) -> None:
+    _positive_int(cfg["agents"], "agents")
+    _positive_int(cfg["train"]["epochs"], "train.epochs")
+    _positive_int(cfg["train"]["batch_size"], "train.batch_size")
+    lr, weight_decay = float(cfg["optim"]["lr"]), float(cfg["optim"].get("weight_decay", 0.0))
+    if not lr >= 0.0:
+        raise ValueError(f"optim.lr must be >= 0, got {lr}")
+    if not weight_decay >= 0.0:
+        raise ValueError(f"optim.weight_decay must be >= 0, got {weight_decay}")
+    check_schedule(cfg["optim"].get("schedule") or {})
+    if float(cfg["comm"].get("timeout_s", 180)) <= 0:
+        raise ValueError("comm.timeout_s must be > 0")
+    _positive_int(cfg["comm"].get("threads_per_agent", 1), "comm.threads_per_agent")
+    _positive_int(cfg["checkpoint"].get("keep", 2), "checkpoint.keep")
+
+
+def _check_backend(cfg: Mapping[str, Any], local_agents: int) -> None:
+    backend = cfg["comm"].get("backend", "auto")
+    if backend not in ("auto", "gloo", "nccl"):
+        raise ValueError(f"comm.backend must be auto, gloo or nccl, not {backend!r}")
+    if backend == "nccl" and torch.cuda.device_count() < local_agents:
+        raise ValueError(f"comm.backend=nccl needs one GPU per agent: {local_agents} agents here, {torch.cuda.device_count()} GPUs visible")
+
+
+def _check_data(cfg: Mapping[str, Any]) -> None:
+    data = load_dataset(cfg["data"])
+    if cfg["partition"]["name"] == "class" and data.task != "classification":
+        raise DataError(f"partition=class needs class labels, but data={data.name} is a {data.task} task")
+    shards = partition_indices(data.train_y.numpy(), int(cfg["agents"]), cfg["partition"], int(cfg["seed"]))
+    if cfg["model"]["name"] == "cnn" and len(data.input_shape) != 3:
+        raise ValueError(f"model=cnn needs image inputs (C, H, W); data={data.name} gives {data.input_shape}")
+    if min(len(shard) for shard in shards) == 0:
+        raise DataError("some agent would get no training data")
+
+
+def _check_resume(cfg: Mapping[str, Any]) -> None:
+    if not cfg.get("resume"):
+        return
+    _, epoch, world_size = checkpoint.resolve_resume(str(cfg["resume"]))
+    if world_size != int(cfg["agents"]):
+        raise ValueError(f"resume={cfg['resume']} holds {world_size} agents, but agents={cfg['agents']}")
+    if epoch > int(cfg["train"]["epochs"]):
+        raise ValueError(f"resume={cfg['resume']} is already past train.epochs={cfg['train']['epochs']} (epoch {epoch})")
+
+
+def validate(cfg: Mapping[str, Any], local_agents: int | None = None) -> str:
+    """Check every part of a resolved config; return the topology description, or raise ConfigError."""
+    problems: list[str] = []
+    description = ""
+
+    def attempt(check: Any, *args: Any) -> Any:
+        try:
+            return check(*args)
+        except (ValueError, TypeError, KeyError, FileNotFoundError, TopologyError, DataError) as error:
+            problems.append(str(error) if not isinstance(error, KeyError) else f"missing config key {error}")
+            return None
+
+    attempt(_check_numbers, cfg)
+    algorithm = attempt(get_algorithm, cfg["algorithm"]["name"])
+    if algorithm is not None:
+        attempt(algorithm.check_hyperparameters, cfg["algorithm"])
+    if isinstance(cfg.get("agents"), int) and cfg["agents"] >= 1:
+        topology = attempt(build_topology, cfg["topology"], int(cfg["agents"]), int(cfg["seed"]))
+        if topology is not None and algorithm is not None:
+            attempt(topology.validate, algorithm.mixing)
+            description = topology.describe()
+        attempt(_check_data, cfg)
+        attempt(_check_backend, cfg, local_agents or int(cfg["agents"]))
+    if cfg["logger"]["wandb"].get("mode", "disabled") not in WANDB_MODES:
+        problems.append(f"logger.wandb.mode must be one of {WANDB_MODES}")
+    attempt(_check_resume, cfg)
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    return description

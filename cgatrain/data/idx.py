@@ -1,0 +1,75 @@
+"""Reader and writer for the IDX format used by MNIST (optionally gzipped)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from cgatrain.data.common import DataError
+
+# IDX type code (third magic byte) -> big-endian numpy dtype
+_IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def _read_bytes(path: Path) -> bytes:
+    """Return the file contents, transparently gunzipping ``*.gz`` files."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as handle:
+            return handle.read()
+    return path.read_bytes()
+
+
+def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Parse IDX bytes into an array with native byte order.
+
+    Layout: two zero bytes, a type code, the number of dims, then one big-endian
+    uint32 per dim, then the data in big-endian C order.
+    """
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{source}: not an IDX file (bad magic number)")
+    type_code, ndim = raw[2], raw[3]
+    if type_code not in _IDX_DTYPES:
+        raise DataError(f"{source}: unknown IDX type code 0x{type_code:02x}")
+    header_end = 4 + 4 * ndim
+    if len(raw) < header_end:
+        raise DataError(f"{source}: truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = _IDX_DTYPES[type_code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) - header_end != expected:
+        raise DataError(f"{source}: IDX payload is {len(raw) - header_end} bytes, header implies {expected}")
+    data = np.frombuffer(raw, dtype=dtype, offset=header_end).reshape(shape)
+    # convert to native order so torch.from_numpy accepts it
+    return data.astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (raw or ``.gz``) from disk."""
+    path = Path(path)
+    return parse_idx(_read_bytes(path), source=str(path))
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> None:
+    """Write ``array`` as an IDX file; gzip it when the name ends in ``.gz``."""
+    path = Path(path)
+    array = np.asarray(array)
+    codes = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
+    native = array.dtype.newbyteorder("=")
+    if native not in codes:
+        raise DataError(f"cannot write dtype {array.dtype} as IDX")
+    header = bytes([0, 0, codes[native], array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    payload = header + array.astype(native.newbyteorder(">")).tobytes()
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb") as handle:
+            handle.write(payload)
+    else:
+        path.write_bytes(payload)

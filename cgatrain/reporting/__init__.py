@@ -1,0 +1,125 @@
+"""What rank 0 shows and writes: console table, progress bar, metrics.jsonl, summary.json, wandb."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+
+# (metric key, column title, width, format spec) of the per-epoch console table.
+COLUMNS = (
+    ("epoch", "epoch", 5, "d"),
+    ("train_loss", "train loss", 10, ".4f"),
+    ("consensus_test_accuracy", "avg-model acc", 13, ".2%"),
+    ("agent_test_accuracy_min", "agent acc min", 13, ".2%"),
+    ("agent_test_accuracy_mean", "mean", 7, ".2%"),
+    ("agent_test_accuracy_max", "max", 7, ".2%"),
+    ("consensus_distance", "consensus dist", 14, ".3e"),
+    ("mb_sent_per_agent", "MB sent/agent", 13, ".3f"),
+    ("epoch_seconds", "sec", 6, ".1f"),
+)
+
+
+def _cell(value: Any, width: int, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-".rjust(width)
+    return format(value, f">{width}{spec}")
+
+
+class Reporter:
+    """Rank 0's outputs for one run; every method is a no-op on other ranks."""
+
+    def __init__(self, run_dir: Path, enabled: bool, cfg: Mapping[str, Any], progress_bar: bool = True) -> None:
+        self.run_dir = run_dir
+        self.enabled = enabled
+        self.show_bar = progress_bar and enabled
+        self.bar: tqdm | None = None
+        self.wandb_run = None
+        if enabled:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.wandb_run = _start_wandb(cfg, run_dir)
+
+    def print(self, text: str) -> None:
+        if self.enabled:
+            tqdm.write(text, file=sys.stdout)
+            sys.stdout.flush()
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+        if self.show_bar:
+            self.bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True, file=sys.stderr)
+
+    def advance(self, steps: int = 1, loss: float | None = None) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.4f}")
+
+    def end_epoch(self, record: Mapping[str, Any], header: bool) -> None:
+        """Close the bar, print a table row, append the record to metrics.jsonl and wandb."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if not self.enabled:
+            return
+        if header:
+            self.print("  ".join(title.rjust(width) for _, title, width, _ in COLUMNS))
+        self.print("  ".join(_cell(record.get(key), width, spec) for key, _, width, spec in COLUMNS))
+        self.append_metrics(record)
+        if self.wandb_run is not None:
+            self.wandb_run.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=int(record["epoch"]))
+
+    def append_metrics(self, record: Mapping[str, Any]) -> None:
+        with open(self.run_dir / METRICS_FILE, "a") as stream:
+            stream.write(json.dumps(_jsonable(record)) + "\n")
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        """Write summary.json atomically and close wandb."""
+        if not self.enabled:
+            return
+        write_json(self.run_dir / SUMMARY_FILE, summary)
+        if self.wandb_run is not None:
+            self.wandb_run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            self.wandb_run.finish(exit_code=0 if summary.get("status") == "completed" else 1)
+
+
+def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
+    """NaN and Inf become null so that every line is strict JSON."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+
+
+def write_json(path: Path, content: Mapping[str, Any]) -> None:
+    """Write a JSON file atomically."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(json.dumps(_jsonable(content), indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def _start_wandb(cfg: Mapping[str, Any], run_dir: Path):  # noqa: ANN202 (wandb is optional)
+    """One wandb run per experiment, from rank 0; imported only when enabled."""
+    settings = cfg.get("logger", {}).get("wandb", {})
+    mode = settings.get("mode", "disabled")
+    if mode == "disabled":
+        return None
+    try:
+        import wandb
+    except ImportError as error:
+        raise RuntimeError("logger.wandb.mode is not 'disabled' but wandb is not installed: pip install 'cgatrain[wandb]'") from error
+    return wandb.init(
+        project=settings.get("project", "cgatrain"),
+        entity=settings.get("entity"),
+        group=settings.get("group"),
+        tags=list(settings.get("tags") or []),
+        name=settings.get("name") or run_dir.name,
+        mode=mode,
+        dir=str(run_dir),
+        config=dict(cfg),
+    )

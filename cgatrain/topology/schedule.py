@@ -1,0 +1,272 @@
+"""Topology objects built from Hydra configs: single graphs, schedules and per-step random graphs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cgatrain.topology.graphs import (
+    GRAPH_NAMES, GRAPH_PARAMS, TopologyError, build_static_adjacency, in_neighbors_of, is_connected,
+    is_strongly_connected, out_neighbors_of, random_graph, reachable_from_zero,
+)
+from cgatrain.topology.mixing import (
+    STOCHASTICITY_REQUIREMENTS, WEIGHT_KINDS, check_weights, consensus_rate, is_column_stochastic,
+    is_row_stochastic, mixing_weights, spectral_gap, stochasticity_label,
+)
+
+COMMON_SPEC_KEYS = frozenset({"graph", "weights", "name"})
+SCHEDULE_KEYS = frozenset({"schedule", "switch_every", "switch_unit", "weights", "name"})
+SWITCH_UNITS = ("step", "epoch")
+RANDOM_SAMPLE_STEPS = 20  # how many per-step random graphs validate() and describe() inspect
+EXPLICIT_WEIGHTS = "explicit"
+
+
+def _to_plain(value: Any) -> Any:
+    """Recursively turn Mapping/Sequence containers (incl. OmegaConf's) into dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class _GraphEntry:
+    """One graph of a topology (a schedule entry, or the only graph)."""
+
+    kind: str
+    label: str
+    num_agents: int
+    params: dict[str, Any]
+    weights_kind: str
+    directed: bool
+    static_adjacency: np.ndarray | None  # None for the per-step random graph
+    static_mixing: np.ndarray | None = None
+    _last_random: tuple[int, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def _random_at(self, step: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random graph and its weights for ``step``; the last one is cached."""
+        if self._last_random is None or self._last_random[0] != step:
+            A = random_graph(self.num_agents, self.params["edge_prob"], seed, step, self.directed)
+            self._last_random = (step, A, mixing_weights(A, self.weights_kind, self.directed, self.label))
+        return self._last_random[1], self._last_random[2]
+
+    def adjacency(self, step: int, seed: int) -> np.ndarray:
+        return self.static_adjacency if self.static_adjacency is not None else self._random_at(step, seed)[0]
+
+    def mixing(self, step: int, seed: int) -> np.ndarray:
+        if self.static_adjacency is None:
+            return self._random_at(step, seed)[1]
+        if self.static_mixing is None:
+            self.static_mixing = mixing_weights(self.static_adjacency, self.weights_kind, self.directed, self.label)
+        return self.static_mixing
+
+    def sample_steps(self) -> list[int]:
+        """Steps worth checking: one for a static graph, a fixed sample for a random one."""
+        return [0] if self.static_adjacency is not None else list(range(RANDOM_SAMPLE_STEPS))
+
+    def stochasticity_hint(self, A: np.ndarray) -> str:
+        """Suggest a fix when this entry's weights lack the required stochasticity."""
+        if self.weights_kind == EXPLICIT_WEIGHTS:
+            return "fix the explicit custom 'weights' so the required rows/columns sum to 1"
+        if self.weights_kind == "uniform" and self.directed:
+            return ("uniform weights on a directed graph are column stochastic (push-sum); use require='column' "
+                    "or an undirected graph with weights=metropolis_hastings")
+        if self.weights_kind == "uniform" and len(set(A.sum(axis=1).tolist())) > 1:
+            return "use weights=metropolis_hastings for a doubly stochastic matrix on an irregular graph"
+        return ""
+
+
+def _parse_entry(spec: Any, num_agents: int, default_weights: Any, label: str) -> _GraphEntry:
+    """Validate one graph spec and build its static adjacency (and explicit weights, if any)."""
+    if not isinstance(spec, dict) or "graph" not in spec:
+        raise TopologyError(f"{label}: a graph spec must be a mapping with a 'graph' key, got {spec!r}")
+    kind = spec["graph"]
+    if kind not in GRAPH_PARAMS:
+        raise TopologyError(f"{label}: unknown graph {kind!r}; known graphs: {', '.join(GRAPH_NAMES)}")
+    name = label if kind in label else f"{label} ({kind})"  # messages always name the graph kind
+    unknown = set(spec) - COMMON_SPEC_KEYS - GRAPH_PARAMS[kind]
+    if unknown:
+        allowed = sorted(GRAPH_PARAMS[kind] | COMMON_SPEC_KEYS)
+        raise TopologyError(f"graph '{name}': unknown parameter(s) {sorted(unknown)}; allowed: {allowed}")
+    params = {k: v for k, v in spec.items() if k not in COMMON_SPEC_KEYS and v is not None}  # null = default
+    weights = spec.get("weights") if spec.get("weights") is not None else default_weights
+    explicit: np.ndarray | None = None
+    if isinstance(weights, list):
+        if kind != "custom":
+            raise TopologyError(f"graph '{name}': an explicit weights matrix is only allowed for graph=custom")
+        try:
+            explicit = np.asarray(weights, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TopologyError(f"graph '{name}': explicit weights are not a numeric n x n matrix ({exc})") from exc
+        weights = EXPLICIT_WEIGHTS
+    elif weights not in WEIGHT_KINDS:
+        raise TopologyError(f"graph '{name}': unknown weights {weights!r}; known: {', '.join(WEIGHT_KINDS)}")
+
+    if kind == "random":
+        edge_prob = params.get("edge_prob")
+        if isinstance(edge_prob, bool) or not isinstance(edge_prob, (int, float)) or not 0.0 < edge_prob <= 1.0:
+            raise TopologyError(f"graph '{name}': edge_prob must be a number in (0, 1], got {edge_prob!r}")
+        directed = params.get("directed", False)
+        if not isinstance(directed, bool):
+            raise TopologyError(f"graph '{name}': 'directed' must be true or false, got {directed!r}")
+        if directed and weights == "metropolis_hastings":
+            raise TopologyError(f"graph '{name}' is directed: metropolis_hastings weights need an undirected "
+                                "graph; use weights=uniform (column-stochastic push-sum weights)")
+        params = {"edge_prob": float(edge_prob), "directed": directed}
+        return _GraphEntry(kind, name, num_agents, params, weights, directed, None)
+
+    A, directed = build_static_adjacency(kind, num_agents, params)
+    if directed and not is_strongly_connected(A):
+        no_path_from_0 = np.flatnonzero(~reachable_from_zero(A)).tolist()
+        no_path_to_0 = np.flatnonzero(~reachable_from_zero(A.T)).tolist()
+        raise TopologyError(f"graph '{name}' is disconnected: the directed graph is not strongly connected "
+                            f"(agent 0 cannot reach {no_path_from_0}; {no_path_to_0} cannot reach agent 0)")
+    if not directed and not is_connected(A):
+        stranded = np.flatnonzero(~reachable_from_zero(A | A.T)).tolist()
+        raise TopologyError(f"graph '{name}' is disconnected: agents {stranded} are not linked to agent 0")
+    entry = _GraphEntry(kind, name, num_agents, params, weights, directed, A)
+    if explicit is not None:
+        check_weights(explicit, A, "none", name)  # shape, sign and support are never negotiable
+        entry.static_mixing = explicit
+    else:
+        entry.mixing(0, 0)  # build eagerly so bad weights kinds (MH on directed) fail at build time
+    return entry
+
+
+class Topology:
+    """A (possibly time-varying) communication topology over ``num_agents`` agents."""
+
+    def __init__(self, entries: list[_GraphEntry], num_agents: int, seed: int,
+                 switch_every: int = 1, switch_unit: str = "step", is_schedule: bool = False) -> None:
+        self.num_agents: int = num_agents
+        self.seed: int = seed
+        self.switch_every: int = switch_every
+        self.switch_unit: str = switch_unit
+        self._entries = entries
+        self._is_schedule = is_schedule
+        self.directed: bool = any(e.directed for e in entries)
+        self.time_varying: bool = len(entries) > 1 or any(e.static_adjacency is None for e in entries)
+
+    @property
+    def graph_names(self) -> list[str]:
+        """Graph kind of every schedule entry (one entry for a single graph)."""
+        return [e.kind for e in self._entries]
+
+    def active_index(self, step: int = 0, epoch: int = 0) -> int:
+        """Index of the schedule entry in force at (step, epoch)."""
+        counter = step if self.switch_unit == "step" else epoch
+        return (counter // self.switch_every) % len(self._entries)
+
+    def _entry(self, step: int, epoch: int) -> _GraphEntry:
+        return self._entries[self.active_index(step, epoch)]
+
+    def adjacency(self, step: int = 0, epoch: int = 0) -> np.ndarray:
+        """Bool (n, n) adjacency at (step, epoch); A[i, j] iff edge j -> i. Returns a copy."""
+        return self._entry(step, epoch).adjacency(step, self.seed).copy()
+
+    def mixing_matrix(self, step: int = 0, epoch: int = 0) -> np.ndarray:
+        """Float64 (n, n) mixing matrix at (step, epoch); row i = receiver. Returns a copy."""
+        return self._entry(step, epoch).mixing(step, self.seed).copy()
+
+    def _check_agent(self, agent: int) -> None:
+        if not 0 <= agent < self.num_agents:
+            raise IndexError(f"agent {agent} out of range for {self.num_agents} agents")
+
+    def in_neighbors(self, agent: int, step: int = 0, epoch: int = 0) -> list[int]:
+        """Sorted agents that ``agent`` receives from at (step, epoch)."""
+        self._check_agent(agent)
+        return in_neighbors_of(self._entry(step, epoch).adjacency(step, self.seed), agent)
+
+    def out_neighbors(self, agent: int, step: int = 0, epoch: int = 0) -> list[int]:
+        """Sorted agents that receive from ``agent`` at (step, epoch)."""
+        self._check_agent(agent)
+        return out_neighbors_of(self._entry(step, epoch).adjacency(step, self.seed), agent)
+
+    def validate(self, require: str) -> None:
+        """Check every graph's weights (sign, support, and ``require`` in {row, column, doubly, none}).
+
+        Static graphs are checked once; a random graph is checked on a sample of steps.
+        Raises TopologyError on the first failure.
+        """
+        if require not in STOCHASTICITY_REQUIREMENTS:
+            raise TopologyError(f"require must be one of {STOCHASTICITY_REQUIREMENTS}, got {require!r}")
+        for entry in self._entries:
+            for step in entry.sample_steps():
+                A, W = entry.adjacency(step, self.seed), entry.mixing(step, self.seed)
+                label = entry.label if entry.static_adjacency is not None else f"{entry.label} at step {step}"
+                check_weights(W, A, require, label, entry.stochasticity_hint(A))
+
+    def describe(self) -> str:
+        """Multi-line human summary of the topology."""
+        header = f"Topology: n={self.num_agents}, {'directed' if self.directed else 'undirected'}"
+        if self._is_schedule:
+            header += (f", schedule of {len(self._entries)} graph(s), switching every "
+                       f"{self.switch_every} {self.switch_unit}(s)")
+        lines = [header + ("" if self.time_varying else ", static")]
+        for index, entry in enumerate(self._entries):
+            lines.append(f"  [{index}] {entry.label}: " + self._describe_entry(entry))
+        return "\n".join(lines)
+
+    def _describe_entry(self, entry: _GraphEntry) -> str:
+        if entry.static_adjacency is None:
+            samples = [(entry.adjacency(s, self.seed), entry.mixing(s, self.seed)) for s in entry.sample_steps()]
+            row = all(is_row_stochastic(W) for _, W in samples)
+            column = all(is_column_stochastic(W) for _, W in samples)
+            kind = "doubly" if row and column else "row" if row else "column" if column else "none"
+            gaps = [spectral_gap(W) for _, W in samples]
+            u = entry.params["edge_prob"]
+            return (f"per-step graph, u={u}, expected degree {u * (self.num_agents - 1):.2f}, "
+                    f"weights={entry.weights_kind}, {kind} stochastic, spectral gap mean {np.mean(gaps):.4f} "
+                    f"(min {min(gaps):.4f}) over {len(samples)} sampled steps")
+        A, W = entry.static_adjacency, entry.mixing(0, self.seed)
+        in_deg, out_deg = A.sum(axis=1), A.sum(axis=0)
+        degrees = (f"in-degree {in_deg.min()}..{in_deg.max()}, out-degree {out_deg.min()}..{out_deg.max()}"
+                   if entry.directed else f"degree {in_deg.min()}..{in_deg.max()}")
+        return (f"{degrees}, weights={entry.weights_kind}, {stochasticity_label(W)} stochastic, "
+                f"spectral gap {spectral_gap(W):.4f}, consensus rate {consensus_rate(W):.4f}")
+
+    def __repr__(self) -> str:
+        return f"Topology(num_agents={self.num_agents}, graphs={self.graph_names}, time_varying={self.time_varying})"
+
+
+def build_topology(cfg: Mapping[str, Any], num_agents: int, seed: int = 0) -> Topology:
+    """Build a Topology from a config mapping (a single graph spec or a ``schedule``).
+
+    ``seed`` drives the per-step random graphs: step t uses ``default_rng([seed, t])`` on every agent.
+    """
+    if isinstance(num_agents, bool) or not isinstance(num_agents, (int, np.integer)) or num_agents < 1:
+        raise TopologyError(f"num_agents must be an integer >= 1, got {num_agents!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TopologyError(f"seed must be an integer >= 0, got {seed!r}")
+    num_agents, seed = int(num_agents), int(seed)
+    config = _to_plain(cfg)
+    if not isinstance(config, dict):
+        raise TopologyError(f"topology config must be a mapping, got {type(cfg).__name__}")
+    if "schedule" not in config:
+        entry = _parse_entry(config, num_agents, "uniform", str(config.get("name") or config.get("graph")))
+        return Topology([entry], num_agents, seed)
+
+    unknown = set(config) - SCHEDULE_KEYS
+    if unknown:
+        raise TopologyError(f"schedule: unknown key(s) {sorted(unknown)}; allowed: {sorted(SCHEDULE_KEYS)}")
+    schedule = config["schedule"]
+    if not isinstance(schedule, list) or not schedule:
+        raise TopologyError("schedule: 'schedule' must be a non-empty list of graph specs")
+    switch_every = config.get("switch_every", 1)
+    if isinstance(switch_every, bool) or not isinstance(switch_every, int) or switch_every < 1:
+        raise TopologyError(f"schedule: switch_every must be an integer >= 1, got {switch_every!r}")
+    switch_unit = config.get("switch_unit", "step")
+    if switch_unit not in SWITCH_UNITS:
+        raise TopologyError(f"schedule: switch_unit must be one of {SWITCH_UNITS}, got {switch_unit!r}")
+    default_weights = config.get("weights") or "uniform"
+    entries = []
+    for index, spec in enumerate(schedule):
+        if isinstance(spec, dict) and "schedule" in spec:
+            raise TopologyError(f"schedule[{index}]: nested schedules are not supported")
+        kind = spec.get("graph") if isinstance(spec, dict) else None
+        entries.append(_parse_entry(spec, num_agents, default_weights, f"schedule[{index}] {kind}"))
+    return Topology(entries, num_agents, seed, switch_every, switch_unit, is_schedule=True)

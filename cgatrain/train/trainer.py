@@ -1,0 +1,214 @@
+"""One agent's training loop: data shard, model, algorithm, per-epoch metrics and checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cgatrain import checkpoint
+from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
+from cgatrain.comm import NeighborExchange
+from cgatrain.data import AgentSampler, load_dataset, partition_indices, steps_per_epoch
+from cgatrain.models import build_model, loss_fn
+from cgatrain.reporting import Reporter
+from cgatrain.topology import build_topology
+from cgatrain.train import metrics
+from cgatrain.train.schedule import learning_rate
+
+
+class Diverged(Exception):
+    """Some agent's loss or parameters became NaN or Inf."""
+
+
+class Trainer:
+    """Everything one agent needs; rank 0 also reports for the whole run."""
+
+    def __init__(self, cfg: Mapping[str, Any], run_dir: Path, rank: int, world_size: int, device: torch.device) -> None:
+        self.cfg, self.run_dir, self.rank, self.world_size, self.device = cfg, run_dir, rank, world_size, device
+        train_cfg = cfg["train"]
+        self.data = load_dataset(cfg["data"])
+        shards = partition_indices(self.data.train_y.numpy(), world_size, cfg["partition"], int(cfg["seed"]))
+        self.steps = int(train_cfg.get("steps_per_epoch") or steps_per_epoch([len(s) for s in shards], int(train_cfg["batch_size"])))
+        self.sampler = AgentSampler(shards[rank], int(train_cfg["batch_size"]), int(cfg["seed"]), rank)
+        self.train_x, self.train_y = self.data.train_x.to(device), self.data.train_y.to(device)
+        self.test_x, self.test_y = self.data.test_x.to(device), self.data.test_y.to(device)
+        self.loss = loss_fn(self.data.task)
+        self.classification = self.data.task == "classification"
+        # One seed for all agents gives the same initial model, as in the CGA authors' code.
+        torch.manual_seed(int(cfg["seed"]) + (0 if cfg.get("same_init", True) else 1000 * rank))
+        module = build_model(cfg["model"], self.data.input_shape, self.data.num_classes).to(device)
+        self.model = FlatModel(module)
+        self.objective = LocalObjective(self.model, self.loss, float(cfg["optim"].get("weight_decay", 0.0)))
+        self.topology = build_topology(cfg["topology"], world_size, int(cfg["seed"]))
+        self.exchange = NeighborExchange(rank, world_size, device)
+        context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange)
+        self.algorithm = get_algorithm(cfg["algorithm"]["name"])(context, cfg["algorithm"])
+        self.reporter = Reporter(run_dir, rank == 0, cfg, bool(train_cfg.get("progress_bar", True)))
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.compute_seconds = 0.0
+
+    def setup(self) -> None:
+        """Warm up the wire, set up the algorithm, and load a checkpoint when resuming."""
+        if self.device.type == "cuda":
+            self.exchange.warm_up(range(self.world_size))
+        self.algorithm.setup()
+        if self.cfg.get("resume"):
+            self._resume(str(self.cfg["resume"]))
+        self.reporter.print(self._banner())
+
+    def _banner(self) -> str:
+        cfg = self.cfg
+        return (
+            f"cgatrain: {cfg['algorithm']['name']} | {self.world_size} agents | data {self.data.name} "
+            f"({len(self.data.train_x)} train / {len(self.data.test_x)} test) split {cfg['partition']['name']} | "
+            f"model {cfg['model']['name']} ({self.model.numel:,} params) | {self.steps} steps/epoch\n"
+            f"{self.topology.describe()}\nrun dir: {self.run_dir}"
+        )
+
+    def _resume(self, path: str) -> None:
+        directory, epoch, saved_world = checkpoint.resolve_resume(path)
+        if saved_world != self.world_size:
+            raise ValueError(f"resume={path} holds {saved_world} agents but this run has {self.world_size}")
+        state = checkpoint.load_agent(directory, self.rank)
+        self.model.params.copy_(state["params"].to(self.device))
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.exchange.load_state_dict(state["exchange"])
+        torch.set_rng_state(state["rng"])
+        self.compute_seconds = float(state.get("compute_seconds", 0.0))
+        self.start_epoch = epoch
+        self.history = [dict(record) for record in _previous_metrics(directory.parents[1], epoch)]
+        for record in self.history:
+            self.reporter.append_metrics(record)
+        self.reporter.print(f"resumed from {directory} after epoch {epoch}")
+
+    def fit(self) -> str:
+        """Train all epochs; returns the run status (completed or diverged)."""
+        epochs = int(self.cfg["train"]["epochs"])
+        status = "completed"
+        started = time.perf_counter()
+        for epoch in range(self.start_epoch, epochs):
+            try:
+                self._train_epoch(epoch, epochs)
+            except Diverged as reason:
+                self.reporter.print(f"diverged in epoch {epoch + 1}: {reason}")
+                status = "diverged"
+                break
+            if self.cfg["checkpoint"].get("enabled", True):
+                self._save_checkpoint(epoch + 1)
+        self._finish(status, time.perf_counter() - started)
+        return status
+
+    def _train_epoch(self, epoch: int, epochs: int) -> None:
+        lr = learning_rate(float(self.cfg["optim"]["lr"]), self.cfg["optim"].get("schedule", {}), epoch)
+        check_every = max(int(self.cfg["train"].get("log_every", 10)), 1)
+        self.reporter.start_epoch(epoch, epochs, self.steps)
+        epoch_started, comm_before, compute_before = time.perf_counter(), self.exchange.total_seconds(), self.compute_seconds
+        window_loss, window_steps, epoch_loss = 0.0, 0, 0.0
+        for index, batch in enumerate(self.sampler.epoch_batches(epoch, self.steps)):
+            step = epoch * self.steps + index
+            self.objective.set_batch(self.train_x[batch], self.train_y[batch])
+            step_started, comm_started = time.perf_counter(), self.exchange.total_seconds()
+            loss = self.algorithm.step(lr, step, epoch)
+            self.compute_seconds += time.perf_counter() - step_started - (self.exchange.total_seconds() - comm_started)
+            window_loss, window_steps, epoch_loss = window_loss + loss, window_steps + 1, epoch_loss + loss
+            if window_steps == check_every or index == self.steps - 1:
+                self.reporter.advance(window_steps, self._check_finite(window_loss, window_steps))
+                window_loss, window_steps = 0.0, 0
+        record = self._epoch_metrics(epoch, lr, epoch_loss / self.steps, time.perf_counter() - epoch_started)
+        record["comm_seconds_per_step"] = (self.exchange.total_seconds() - comm_before) / self.steps
+        record["compute_seconds_per_step"] = (self.compute_seconds - compute_before) / self.steps
+        self.history.append(record)
+        self.reporter.end_epoch(record, header=len(self.history) == 1 or epoch == self.start_epoch)
+
+    def _check_finite(self, window_loss: float, window_steps: int) -> float:
+        """Agree with every agent on the mean recent loss; raise Diverged if any is not finite."""
+        finite = math.isfinite(window_loss) and bool(torch.isfinite(self.model.params).all())
+        flags = torch.tensor([window_loss if finite else 0.0, window_steps, 0.0 if finite else 1.0], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(flags)
+        if flags[2] > 0:
+            raise Diverged(f"{int(flags[2])} agent(s) hold a NaN or Inf loss or parameter")
+        return float(flags[0] / flags[1])
+
+    def _epoch_metrics(self, epoch: int, lr: float, train_loss: float, seconds: float) -> dict[str, Any]:
+        average, distance = metrics.consensus(self.model.params, self.world_size)
+        own_loss, own_accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
+        table = metrics.gather_rows([train_loss, own_loss, own_accuracy, self.exchange.total_bytes_sent()], self.rank, self.world_size, self.device)
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": float(table[:, 0].mean())}
+        if self.rank == 0:
+            record.update(self._consensus_scores(average))
+        record.update(
+            agent_test_loss_mean=float(table[:, 1].mean()),
+            agent_test_accuracy_min=float(table[:, 2].min()),
+            agent_test_accuracy_mean=float(table[:, 2].mean()),
+            agent_test_accuracy_max=float(table[:, 2].max()),
+            consensus_distance=distance,
+            mb_sent_per_agent=float(table[:, 3].mean()) / 1e6,
+            epoch_seconds=seconds,
+        )
+        return record
+
+    def _consensus_scores(self, average: torch.Tensor) -> dict[str, float]:
+        """Test loss and accuracy of the average of all agents' models (rank 0 only)."""
+        own = self.model.params.clone()
+        self.model.params.copy_(average)
+        loss, accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
+        self.model.params.copy_(own)
+        return {"consensus_test_loss": loss, "consensus_test_accuracy": accuracy}
+
+    def _save_checkpoint(self, completed_epochs: int) -> None:
+        root = self.run_dir / "checkpoints"
+        state = {
+            "epoch": completed_epochs,
+            "params": self.model.params.detach().cpu(),
+            "algorithm": {k: v.detach().cpu() for k, v in self.algorithm.state_dict().items()},
+            "exchange": self.exchange.state_dict(),
+            "rng": torch.get_rng_state(),
+            "compute_seconds": self.compute_seconds,
+        }
+        checkpoint.save_agent(checkpoint.epoch_dir(root, completed_epochs), self.rank, state)
+        torch.distributed.barrier()
+        if self.rank == 0:
+            checkpoint.mark_latest(root, completed_epochs, self.world_size, int(self.cfg["checkpoint"].get("keep", 2)))
+
+    def _finish(self, status: str, seconds: float) -> None:
+        last = self.history[-1] if self.history else {}
+        summary = {
+            "status": status,
+            "algorithm": self.cfg["algorithm"]["name"],
+            "agents": self.world_size,
+            "epochs_completed": int(last.get("epoch", self.start_epoch)),
+            "consensus_test_accuracy": last.get("consensus_test_accuracy"),
+            "consensus_test_loss": last.get("consensus_test_loss"),
+            "agent_test_accuracy_mean": last.get("agent_test_accuracy_mean"),
+            "agent_test_accuracy_min": last.get("agent_test_accuracy_min"),
+            "agent_test_accuracy_max": last.get("agent_test_accuracy_max"),
+            "final_train_loss": last.get("train_loss"),
+            "consensus_distance": last.get("consensus_distance"),
+            "mb_sent_per_agent": self.exchange.total_bytes_sent() / 1e6 if self.rank == 0 else None,
+            "mb_sent_per_agent_mean": last.get("mb_sent_per_agent"),
+            "bytes_sent_by_round": {name: s.bytes_sent for name, s in self.exchange.stats.items() if not name.startswith("_")},
+            "wall_seconds": seconds,
+            "seconds_per_epoch": seconds / max(len(self.history) - self._resumed_rows(), 1),
+            "run_dir": str(self.run_dir),
+        }
+        self.reporter.finish(summary)
+
+    def _resumed_rows(self) -> int:
+        return sum(1 for record in self.history if record["epoch"] <= self.start_epoch)
+
+
+def _previous_metrics(run_dir: Path, up_to_epoch: int) -> list[dict[str, Any]]:
+    """The metrics rows of the run being resumed, up to its checkpointed epoch."""
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if int(row.get("epoch", 0)) <= up_to_epoch]
