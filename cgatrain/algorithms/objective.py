@@ -21,9 +21,9 @@ class FlatModel:
         parameters = [p for p in module.parameters() if p.requires_grad]
         self.shapes = [p.shape for p in parameters]
         self.numel = sum(p.numel() for p in parameters)
-        device = parameters[0].device if parameters else torch.device("cpu")
-        self.params = torch.empty(self.numel, device=device)
-        self.grad = torch.zeros(self.numel, device=device)
+        like = parameters[0] if parameters else torch.empty(0)
+        self.params = torch.empty(self.numel, device=like.device, dtype=like.dtype)
+        self.grad = torch.zeros(self.numel, device=like.device, dtype=like.dtype)
         offset = 0
         for p in parameters:
             size = p.numel()

@@ -78,6 +78,8 @@ class Reporter:
             self.wandb_run.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=int(record["epoch"]))
 
     def append_metrics(self, record: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.run_dir / METRICS_FILE, "a") as stream:
             stream.write(json.dumps(_jsonable(record)) + "\n")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +17,7 @@ from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_alg
 from cgatrain.comm import NeighborExchange
 from cgatrain.data import AgentSampler, load_dataset, partition_indices, steps_per_epoch
 from cgatrain.models import build_model, loss_fn
-from cgatrain.reporting import Reporter
+from cgatrain.reporting import Reporter, write_json
 from cgatrain.topology import build_topology
 from cgatrain.train import metrics
 from cgatrain.train.schedule import learning_rate
@@ -60,6 +62,10 @@ class Trainer:
         self.algorithm.setup()
         if self.cfg.get("resume"):
             self._resume(str(self.cfg["resume"]))
+        pids = metrics.gather_rows([os.getpid()], self.rank, self.world_size, self.device)[:, 0]
+        if self.rank == 0:
+            # Which process is which agent, for whoever needs to inspect or stop one.
+            write_json(self.run_dir / "agents.json", {"agents": [{"rank": r, "pid": int(p)} for r, p in enumerate(pids)]})
         self.reporter.print(self._banner())
 
     def _banner(self) -> str:
@@ -205,8 +211,6 @@ class Trainer:
 
 def _previous_metrics(run_dir: Path, up_to_epoch: int) -> list[dict[str, Any]]:
     """The metrics rows of the run being resumed, up to its checkpointed epoch."""
-    import json
-
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return []

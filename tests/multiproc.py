@@ -1,0 +1,49 @@
+"""Run a function in several Gloo processes on 127.0.0.1 and collect what each returns, bounded in time."""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import pickle
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from cgatrain.comm import init_comm, teardown_comm
+
+
+def _worker(rank: int, world_size: int, port: int, fn: Callable[..., Any], args: tuple, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False, timeout=datetime.timedelta(seconds=60))
+    init_comm("gloo", rank, world_size, rank, 60.0, store)
+    try:
+        result = fn(rank, world_size, *args)
+    finally:
+        teardown_comm()
+    Path(out_dir, f"rank{rank}.pkl").write_bytes(pickle.dumps(result))
+
+
+def run_agents(fn: Callable[..., Any], world_size: int, tmp_path: Path, *args: Any, timeout_s: float = 120.0) -> list[Any]:
+    """Call fn(rank, world_size, *args) in `world_size` processes; return their results by rank.
+
+    `fn` must be importable (defined at module level); a hang past `timeout_s` kills the workers and fails.
+    """
+    store = dist.TCPStore("127.0.0.1", 0, world_size, is_master=True, wait_for_workers=False)
+    # Workers fork from a server that imported torch once, instead of each importing it again.
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["torch", "cgatrain.algorithms", "cgatrain.topology"])
+    context = mp.start_processes(_worker, args=(world_size, store.port, fn, args, str(tmp_path)), nprocs=world_size, join=False, start_method="forkserver")
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not context.join(timeout=0.5):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"agents still running after {timeout_s} s")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+    return [pickle.loads(Path(tmp_path, f"rank{rank}.pkl").read_bytes()) for rank in range(world_size)]

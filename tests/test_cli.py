@@ -1,0 +1,132 @@
+"""`cgatrain` run as a user runs it: a subprocess that spawns real agent processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(240)]
+
+TINY = ["model=mlp", "partition=iid", "train.batch_size=64", "train.steps_per_epoch=4", "train.progress_bar=false", "comm.timeout_s=30"]
+
+
+def cgatrain(*args: str, cwd: Path, timeout: float = 150, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cgatrain", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def final_params(run_dir: Path, epoch: int, agents: int) -> list[torch.Tensor]:
+    folder = run_dir / "checkpoints" / f"epoch_{epoch:04d}"
+    return [torch.load(folder / f"agent_{r:03d}.pt", weights_only=True)["params"] for r in range(agents)]
+
+
+def test_run_writes_files_and_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
+    common = ["agents=3", "algorithm=dpmsgd", *TINY]
+    full = cgatrain(*common, "train.epochs=3", f"hydra.run.dir={tmp_path}/full", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    assert "avg-model acc" in full.stdout and f"run files: {tmp_path}/full" in full.stdout
+    first = cgatrain(*common, "train.epochs=2", f"hydra.run.dir={tmp_path}/first", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    resumed = cgatrain(*common, "train.epochs=3", f"resume={tmp_path}/first", f"hydra.run.dir={tmp_path}/resumed", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+
+    run = tmp_path / "full"
+    assert (run / "config.yaml").exists() and (run / "agents.json").exists()
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["epoch"] == 3
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    result = summary(run)
+    assert result["status"] == "completed" and 0.0 <= result["consensus_test_accuracy"] <= 1.0
+    assert result["agent_test_accuracy_min"] <= result["agent_test_accuracy_mean"]
+    assert result["mb_sent_per_agent"] > 0 and result["final_train_loss"] == records[-1]["train_loss"]
+
+    for rank, (uninterrupted, continued) in enumerate(zip(final_params(run, 3, 3), final_params(tmp_path / "resumed", 3, 3))):
+        assert torch.equal(uninterrupted, continued), f"agent {rank} differs after resume"
+    resumed_records = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in resumed_records] == [1, 2, 3]
+    assert summary(tmp_path / "resumed")["mb_sent_per_agent"] == pytest.approx(result["mb_sent_per_agent"])
+
+
+def test_killed_agent_fails_the_run_naming_it(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ["agents=3", "algorithm=dpsgd", *TINY, "train.epochs=100000", "checkpoint.enabled=false", f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen([sys.executable, "-m", "cgatrain", *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (run_dir / "metrics.jsonl").exists():
+            assert time.monotonic() < deadline and process.poll() is None, "the run never got going"
+            time.sleep(0.2)
+        victim = json.loads((run_dir / "agents.json").read_text())["agents"][1]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode != 0
+    assert "agent 1" in stderr and "SIGKILL" in stderr, stderr[-2000:]
+    assert summary(run_dir)["status"] == "failed"
+
+
+def test_multirun_sweep_survives_diverged_and_invalid_jobs(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = cgatrain("-m", "agents=2", *TINY, "train.epochs=2", "optim.lr=0.01,1e9,-1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    statuses = [summary(sweep / str(job))["status"] for job in range(3)]
+    assert statuses == ["completed", "diverged", "failed"], result.stderr[-3000:]
+    assert "optim.lr must be >= 0" in summary(sweep / "2")["error"]
+    assert result.returncode == 1  # a failed job is reported at the end, after the sweep went on
+
+
+def test_help_lists_config_groups(tmp_path: Path) -> None:
+    result = cgatrain("--help", cwd=tmp_path, timeout=60)
+    assert result.returncode == 0
+    for group in ("algorithm:", "topology:", "partition:", "data:", "model:", "dpmsgd", "bipartite"):
+        assert group in result.stdout
+
+
+def test_invalid_config_fails_before_any_agent_starts(tmp_path: Path) -> None:
+    result = cgatrain("algorithm.name=nope", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert "unknown algorithm 'nope'" in result.stderr
+    assert not (tmp_path / "run" / "agents.json").exists()
+
+
+def test_torchrun_runs_one_agent_per_process_into_one_directory(tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "cgatrain", "algorithm=dpsgd", *TINY, "train.epochs=1"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = list((tmp_path / "outputs" / "torchrun").iterdir())
+    assert len(run_dirs) == 1, run_dirs
+    assert summary(run_dirs[0])["status"] == "completed" and summary(run_dirs[0])["agents"] == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_srun_environment_maps_to_ranks(tmp_path: Path) -> None:
+    port = str(_free_port())
+    processes = []
+    for rank in range(2):
+        env = {**os.environ, "SLURM_PROCID": str(rank), "SLURM_NTASKS": "2", "SLURM_LOCALID": str(rank), "SLURM_STEP_ID": "0",
+               "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": port}
+        args = [sys.executable, "-m", "cgatrain", "algorithm=dpsgd", *TINY, "train.epochs=1"]
+        processes.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [process.communicate(timeout=150) for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    assert [p.name for p in (tmp_path / "outputs" / "slurm").iterdir()] == ["4242.0"]
+    assert summary(tmp_path / "outputs" / "slurm" / "4242.0")["agents"] == 2

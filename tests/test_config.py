@@ -1,0 +1,68 @@
+"""Config validation in the parent: every bad value fails with a clear message before any process starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from cgatrain.cli import config_dir
+from cgatrain.config import ConfigError, validate
+
+
+def composed(*overrides: str) -> dict[str, Any]:
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def test_default_and_example_configs_are_valid() -> None:
+    assert "ring" in validate(composed())
+    validate(composed("algorithm=dpsgd", "topology=complete", "agents=8", "partition=iid", "optim.lr=0.05", "train.epochs=3"))
+    validate(composed("algorithm=centralized", "topology=star"))
+    validate(composed("algorithm=local", "topology=time_varying_example"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["algorithm.name=nope"], "unknown algorithm 'nope'"),
+        (["optim.lr=-0.1"], "optim.lr must be >= 0"),
+        (["agents=0"], "agents must be an integer >= 1"),
+        (["agents=2000"], "more agents than the partition can serve"),
+        (["algorithm=dpsgd", "topology=ring", "topology.weights=metropolis_hastings", "+topology.bogus=1"], "bogus"),
+        (["topology=custom_example", "agents=4", "algorithm=dpsgd"], "doubly"),
+        (["algorithm=dpmsgd", "algorithm.momentum=1.5"], "momentum"),
+        (["algorithm=dpsgd", "+algorithm.momentum=0.9"], "no option(s) ['momentum']"),
+        (["optim.schedule.name=cosine"], "optim.schedule.name"),
+        (["comm.backend=mpi"], "comm.backend"),
+        (["logger.wandb.mode=sometimes"], "logger.wandb.mode"),
+        (["resume=/nonexistent/run"], "resume=/nonexistent/run"),
+    ],
+)
+def test_bad_values_are_rejected(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        validate(composed(*overrides))
+
+
+def test_disconnected_graph_is_rejected() -> None:
+    cfg = composed("algorithm=dpsgd", "agents=4")
+    cfg["topology"] = {"graph": "custom", "edges": [[0, 1], [2, 3]], "directed": False, "weights": "metropolis_hastings"}
+    with pytest.raises(ConfigError, match="disconnected"):
+        validate(cfg)
+
+
+def test_non_stochastic_mixing_matrix_is_rejected() -> None:
+    cfg = composed("algorithm=dpsgd", "agents=3")
+    cfg["topology"] = {"graph": "custom", "edges": [[0, 1], [1, 2], [2, 0]], "directed": False,
+                       "weights": [[0.5, 0.3, 0.3], [0.3, 0.5, 0.3], [0.3, 0.3, 0.5]]}
+    with pytest.raises(ConfigError, match="stochastic"):
+        validate(cfg)
+
+
+def test_all_problems_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as error:
+        validate(composed("optim.lr=-1", "algorithm.name=nope"))
+    assert "optim.lr" in str(error.value) and "unknown algorithm" in str(error.value)
