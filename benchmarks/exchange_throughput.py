@@ -151,12 +151,14 @@ def human_bytes(size: int) -> str:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     """The readable summary."""
-    headers = ["buffer", "n", "layer µs", "isend µs", "batch µs", "layer MB/s", "isend MB/s", "batch MB/s", "ovh vs isend %", "ovh vs batch %"]
+    headers = ["buffer", "n", "layer µs", "isend µs", "batch µs", "layer MB/s", "isend MB/s", "batch MB/s",
+               "ovh vs isend %", "ovh vs batch %", "CPU µs layer/isend/batch"]
     table = [
         [human_bytes(r["bytes"]), r["exchanges_per_method"]]
         + [r[f"{m}_median_s"] * 1e6 for m in METHODS]
         + [r[f"{m}_MBps_per_agent"] for m in METHODS]
         + [f"{r['overhead_vs_isend_pct']:+.1f}", f"{r['overhead_vs_batch_pct']:+.1f}"]
+        + ["/".join(f"{r[f'{m}_cpu_median_s'] * 1e6:.0f}" for m in METHODS)]
         for r in rows
     ]
     print(_harness.format_table(headers, table))

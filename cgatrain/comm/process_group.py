@@ -12,6 +12,10 @@ import torch
 import torch.distributed as dist
 
 
+# Step ids of a batch script's own shell (batch, extern), where cgatrain spawns agents itself.
+SLURM_NON_SRUN_STEPS = ("batch", "extern", "4294967294", "4294967295")
+
+
 @dataclass(frozen=True)
 class LaunchEnv:
     """Where this process sits in the run, as told by the launcher that started it."""
@@ -40,6 +44,8 @@ def slurm_first_host(nodelist: str) -> str:
 def detect_launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv | None:
     """The rank layout given by torchrun (RANK/WORLD_SIZE) or srun (SLURM_PROCID/...), or None."""
     env = os.environ if environ is None else environ
+    if env.get("CGATRAIN_LAUNCHER") == "spawn":
+        return None
     if "RANK" in env and "WORLD_SIZE" in env and "TORCHELASTIC_RUN_ID" in env:
         return LaunchEnv(
             rank=int(env["RANK"]),
@@ -49,8 +55,8 @@ def detect_launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv | N
             launcher="torchrun",
             run_id=env.get("TORCHELASTIC_RUN_ID"),
         )
-    # SLURM_STEP_ID marks a task started by srun, not the batch script itself.
-    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env and "SLURM_STEP_ID" in env:
+    # SLURM_STEP_ID marks a task started by srun; the batch script itself runs in no step or the batch/extern step.
+    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env and env.get("SLURM_STEP_ID", "batch") not in SLURM_NON_SRUN_STEPS:
         job = env.get("SLURM_JOB_ID", "0")
         return LaunchEnv(
             rank=int(env["SLURM_PROCID"]),
