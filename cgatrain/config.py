@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from cgatrain import checkpoint
-from cgatrain.algorithms import get_algorithm
+from cgatrain.algorithms import get_algorithm, resolve_compressor
+from cgatrain.compression import build_compressor
 from cgatrain.data import DataError, load_dataset, partition_indices
 from cgatrain.topology import TopologyError, build_topology
 from cgatrain.train.schedule import check_schedule
@@ -87,6 +88,9 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None) -> str:
     algorithm = attempt(get_algorithm, cfg["algorithm"]["name"])
     if algorithm is not None:
         attempt(algorithm.check_hyperparameters, cfg["algorithm"])
+        compressor = attempt(resolve_compressor, cfg.get("compressor"), algorithm)
+        if compressor is not None:
+            attempt(build_compressor, compressor)
     if isinstance(cfg.get("agents"), int) and cfg["agents"] >= 1:
         topology = attempt(build_topology, cfg["topology"], int(cfg["agents"]), int(cfg["seed"]))
         if topology is not None and algorithm is not None:

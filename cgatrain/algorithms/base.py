@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -24,6 +24,7 @@ class AgentContext:
     objective: LocalObjective
     topology: Topology
     exchange: NeighborExchange
+    compressor: Mapping[str, Any] = field(default_factory=lambda: {"name": "identity"})
 
 
 class Algorithm(ABC):
@@ -37,6 +38,8 @@ class Algorithm(ABC):
     rounds: ClassVar[tuple[str, ...]] = ()
     mixing: ClassVar[str] = "none"
     hyperparameters: ClassVar[dict[str, Any]] = {}
+    uses_compressor: ClassVar[bool] = False  # True if `compressor=NAME` changes what it sends
+    default_compressor: ClassVar[str] = "identity"  # what `compressor=auto` means for it
 
     def __init__(self, ctx: AgentContext, hparams: Mapping[str, Any]) -> None:
         self.ctx = ctx
@@ -83,6 +86,10 @@ class Algorithm(ABC):
             mixed.add_(tensor, alpha=float(weights[peer]))
         return mixed
 
+    def epoch_metrics(self) -> dict[str, float]:
+        """Algorithm-specific numbers for this epoch (averaged over agents by the trainer); resets them."""
+        return {}
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Tensors needed to resume (momentum buffers, error memories, push-sum weights)."""
         return {key: value for key, value in self.state.items() if not key.startswith("_")}
@@ -106,3 +113,13 @@ def get_algorithm(name: str) -> type[Algorithm]:
     if name not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(sorted(ALGORITHMS))}")
     return ALGORITHMS[name]
+
+
+def resolve_compressor(cfg: Mapping[str, Any] | None, algorithm: type[Algorithm]) -> dict[str, Any]:
+    """The compressor config an algorithm runs with: `auto` means the algorithm's own default."""
+    chosen = dict(cfg or {"name": "auto"})
+    if chosen.get("name", "auto") == "auto":
+        return {"name": algorithm.default_compressor}
+    if chosen["name"] != "identity" and not algorithm.uses_compressor:
+        raise ValueError(f"algorithm {algorithm.name!r} sends uncompressed messages; compressor={chosen['name']} needs a compressing algorithm")
+    return chosen

@@ -65,8 +65,8 @@ class PendingRound:
 class NeighborExchange:
     """Point-to-point rounds between this agent and its graph neighbours.
 
-    Each round posts all sends to out-neighbours and all receives from in-neighbours in one
-    `batch_isend_irecv`, in ascending peer order on both ends (NCCL ignores tags).
+    Each round posts all sends to out-neighbours and all receives from in-neighbours at once
+    (one `batch_isend_irecv` on NCCL), in ascending peer order on both ends (NCCL ignores tags).
     """
 
     def __init__(self, rank: int, world_size: int, device: torch.device) -> None:
@@ -74,28 +74,35 @@ class NeighborExchange:
         self.world_size = world_size
         self.device = device
         self.stats: dict[str, RoundStats] = {}
+        # NCCL groups a round's sends and receives into one launch; Gloo posts them one by one.
+        self._coalesced = dist.is_initialized() and dist.get_backend() == "nccl"
         self._buffers: dict[tuple[str, int, int], torch.Tensor] = {}
 
     def post(self, name: str, sends: Mapping[int, Payload], recvs: Mapping[int, Payload]) -> PendingRound:
         """Start a round: `sends[peer]` goes to peer, `recvs[peer]` (preallocated) is filled from peer."""
         started = time.perf_counter()
         stats = self.stats.setdefault(name, RoundStats())
-        operations = []
-        for peer in sorted(sends):
-            for tensor in _as_list(sends[peer]):
-                operations.append(dist.P2POp(dist.isend, tensor, peer))
-                stats.bytes_sent += _nbytes([tensor])
-        for peer in sorted(recvs):
-            for tensor in _as_list(recvs[peer]):
-                operations.append(dist.P2POp(dist.irecv, tensor, peer))
-                stats.bytes_received += _nbytes([tensor])
+        outgoing = [(peer, tensor) for peer in sorted(sends) for tensor in _as_list(sends[peer])]
+        incoming = [(peer, tensor) for peer in sorted(recvs) for tensor in _as_list(recvs[peer])]
         stats.calls += 1
+        stats.bytes_sent += _nbytes(tensor for _, tensor in outgoing)
+        stats.bytes_received += _nbytes(tensor for _, tensor in incoming)
         peers = sorted(set(sends) | set(recvs))
         try:
-            requests = dist.batch_isend_irecv(operations) if operations else []
+            requests = self._start(outgoing, incoming)
         except RuntimeError as error:
             raise PeerError(f"agent {self.rank}: posting round {name!r} to neighbours {peers} failed: {error}") from error
         return PendingRound(self, name, requests, peers, started)
+
+    def _start(self, outgoing: list[tuple[int, torch.Tensor]], incoming: list[tuple[int, torch.Tensor]]) -> list:
+        if not outgoing and not incoming:
+            return []
+        if self._coalesced:
+            operations = [dist.P2POp(dist.isend, t, peer) for peer, t in outgoing]
+            operations += [dist.P2POp(dist.irecv, t, peer) for peer, t in incoming]
+            return dist.batch_isend_irecv(operations)
+        # Gloo cannot coalesce: batch_isend_irecv would loop over isend/irecv anyway, only slower.
+        return [dist.isend(t, peer) for peer, t in outgoing] + [dist.irecv(t, peer) for peer, t in incoming]
 
     def exchange(self, name: str, sends: Mapping[int, Payload], recvs: Mapping[int, Payload]) -> None:
         """Post a round and wait for it."""

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from cgatrain import checkpoint
-from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
+from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm, resolve_compressor
 from cgatrain.comm import NeighborExchange
 from cgatrain.data import AgentSampler, load_dataset, partition_indices, steps_per_epoch
 from cgatrain.models import build_model, loss_fn
@@ -48,8 +48,10 @@ class Trainer:
         self.objective = LocalObjective(self.model, self.loss, float(cfg["optim"].get("weight_decay", 0.0)))
         self.topology = build_topology(cfg["topology"], world_size, int(cfg["seed"]))
         self.exchange = NeighborExchange(rank, world_size, device)
-        context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange)
-        self.algorithm = get_algorithm(cfg["algorithm"]["name"])(context, cfg["algorithm"])
+        algorithm_class = get_algorithm(cfg["algorithm"]["name"])
+        compressor = resolve_compressor(cfg.get("compressor"), algorithm_class)
+        context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange, compressor)
+        self.algorithm = algorithm_class(context, cfg["algorithm"])
         self.reporter = Reporter(run_dir, rank == 0, cfg, bool(train_cfg.get("progress_bar", True)))
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
@@ -127,6 +129,7 @@ class Trainer:
                 self.reporter.advance(window_steps, self._check_finite(window_loss, window_steps))
                 window_loss, window_steps = 0.0, 0
         record = self._epoch_metrics(epoch, lr, epoch_loss / self.steps, time.perf_counter() - epoch_started)
+        record.update(self._algorithm_metrics())
         record["comm_seconds_per_step"] = (self.exchange.total_seconds() - comm_before) / self.steps
         record["compute_seconds_per_step"] = (self.compute_seconds - compute_before) / self.steps
         self.history.append(record)
@@ -158,6 +161,13 @@ class Trainer:
             epoch_seconds=seconds,
         )
         return record
+
+    def _algorithm_metrics(self) -> dict[str, float]:
+        """The algorithm's own epoch metrics, averaged over agents."""
+        own = self.algorithm.epoch_metrics()
+        keys = sorted(own)
+        table = metrics.gather_rows([own[key] for key in keys], self.rank, self.world_size, self.device) if keys else None
+        return {key: float(table[:, column].mean()) for column, key in enumerate(keys)} if keys else {}
 
     def _consensus_scores(self, average: torch.Tensor) -> dict[str, float]:
         """Test loss and accuracy of the average of all agents' models (rank 0 only)."""

@@ -1,0 +1,81 @@
+"""Gradients of this agent's minibatch loss at other agents' models: the cross-gradients of CGA."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from cgatrain.algorithms.objective import FlatModel, LocalObjective
+
+MODES = ("auto", "batched", "loop")
+
+
+def supports_vmap(module: nn.Module) -> bool:
+    """False for modules whose training-mode forward mutates state (BatchNorm running statistics)."""
+    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules())
+
+
+def prefer_batched(module: nn.Module, device: torch.device) -> bool:
+    """The `auto` choice: vmap where it is faster, a loop where it is slower or unsafe.
+
+    On CPU, vmap turns convolutions into grouped convolutions that oneDNN runs slower than
+    separate ones (benchmarks/cross_gradients.py), so convolutional models loop there.
+    """
+    has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
+    return supports_vmap(module) and (device.type == "cuda" or not has_conv)
+
+
+class CrossGradients:
+    """grad f_j(D_j; x_l) for a stack of models x_l, on the objective's current minibatch.
+
+    The batched path evaluates all models in one `vmap` over `functional_call`; the loop path
+    loads each model into a scratch copy of the module and back-propagates (BatchNorm-safe).
+    """
+
+    def __init__(self, objective: LocalObjective, mode: str = "auto") -> None:
+        if mode not in MODES:
+            raise ValueError(f"cross_grad_mode must be one of {MODES}, not {mode!r}")
+        self.objective = objective
+        module = objective.flat_model.module
+        if mode == "batched" and not supports_vmap(module):
+            raise ValueError("cross_grad_mode=batched cannot handle BatchNorm in training mode; use auto or loop")
+        self.batched = mode == "batched" or (mode == "auto" and prefer_batched(module, objective.flat_model.params.device))
+        self._layout = [(name, p.shape, p.numel()) for name, p in module.named_parameters() if p.requires_grad]
+        self._batched_grad = vmap(grad(self._loss_at), in_dims=(0, None, None))
+        self._scratch: LocalObjective | None = None
+
+    def _loss_at(self, flat_params: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        params, offset = {}, 0
+        for name, shape, numel in self._layout:
+            params[name] = flat_params[offset : offset + numel].view(shape)
+            offset += numel
+        outputs = functional_call(self.objective.flat_model.module, params, (inputs,))
+        return self.objective.loss_fn(outputs, targets)
+
+    def compute(self, models: torch.Tensor) -> torch.Tensor:
+        """(m, d) gradients, row i taken at model `models[i]`, including weight decay."""
+        if models.shape[0] == 0:
+            return torch.empty_like(models)
+        gradients = self._compute_batched(models) if self.batched else self._compute_looped(models)
+        if self.objective.weight_decay:
+            gradients.add_(models, alpha=self.objective.weight_decay)
+        return gradients
+
+    def _compute_batched(self, models: torch.Tensor) -> torch.Tensor:
+        return self._batched_grad(models, self.objective.inputs, self.objective.targets)
+
+    def _compute_looped(self, models: torch.Tensor) -> torch.Tensor:
+        if self._scratch is None:
+            scratch_model = FlatModel(copy.deepcopy(self.objective.flat_model.module))
+            self._scratch = LocalObjective(scratch_model, self.objective.loss_fn, weight_decay=0.0)
+        scratch = self._scratch
+        scratch.set_batch(self.objective.inputs, self.objective.targets)
+        gradients = torch.empty_like(models)
+        for row, model in enumerate(models):
+            scratch.flat_model.params.copy_(model)
+            scratch.self_gradient()
+            gradients[row].copy_(scratch.flat_model.grad)
+        return gradients

@@ -1,0 +1,110 @@
+"""The compressor interface and registry: a compressor turns one flat tensor into wire payload tensors and back."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import torch
+
+_META = torch.device("meta")
+
+
+class Compressor(ABC):
+    """A stateless codec for one flat tensor at a time, shared by every stream that uses it.
+
+    The payload is a list of tensors so that codecs with several parts (top-k values and
+    indices, quantized bits and a norm) travel through the same `NeighborExchange.post` call;
+    `payload_like` gives receivers preallocated buffers of exactly the shapes and dtypes
+    `compress` produces, so algorithms never need to know which codec they run.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def compress(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """The payload tensors that go on the wire for the 1-D tensor `flat`."""
+
+    @abstractmethod
+    def decompress(self, payload: Sequence[torch.Tensor], numel: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The dense 1-D tensor of `numel` elements and `dtype` (the sender's input dtype) that `payload` encodes.
+
+        The dtype is an argument rather than remembered state so that one instance can decode
+        payloads from many senders; receivers know it from their own parameters.
+        """
+
+    @abstractmethod
+    def payload_like(self, numel: int, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
+        """Uninitialised receive buffers with the shapes and dtypes `compress` gives for `numel` elements of `dtype`."""
+
+    def payload_nbytes(self, numel: int, dtype: torch.dtype) -> int:
+        """Bytes on the wire for one compressed tensor of `numel` elements of `dtype`."""
+        # Meta tensors carry shapes and dtypes without memory, so this can never disagree with payload_like.
+        return sum(t.numel() * t.element_size() for t in self.payload_like(numel, dtype, _META))
+
+    def compress_decompress(self, flat: torch.Tensor) -> torch.Tensor:
+        """What a receiver of `flat`'s payload reconstructs (in `flat`'s dtype); error feedback subtracts it."""
+        return self.decompress(self.compress(flat), flat.numel(), flat.dtype)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def check_flat(flat: torch.Tensor) -> None:
+    """Reject what no codec here encodes: non-1-D, empty or non-floating tensors."""
+    if flat.dim() != 1 or flat.numel() == 0:
+        raise ValueError(f"compressors take a non-empty 1-D tensor, got shape {tuple(flat.shape)}")
+    if not flat.is_floating_point():
+        raise ValueError(f"compressors take floating-point tensors, got {flat.dtype}")
+
+
+def check_payload(compressor: Compressor, payload: Sequence[torch.Tensor], numel: int, dtype: torch.dtype) -> None:
+    """Raise if `payload` lacks the part count, sizes and dtypes `compressor.payload_like` gives for `numel` x `dtype`."""
+    expected = compressor.payload_like(numel, dtype, _META)
+    if len(payload) != len(expected):
+        raise ValueError(f"{compressor.name} payload has {len(payload)} tensor(s), expected {len(expected)}")
+    for index, (got, want) in enumerate(zip(payload, expected)):
+        if got.numel() != want.numel() or got.dtype != want.dtype:
+            raise ValueError(
+                f"{compressor.name} payload part {index} is {got.dtype}[{got.numel()}], expected {want.dtype}[{want.numel()}]"
+            )
+
+
+COMPRESSORS: dict[str, type[Compressor]] = {}
+
+CompressorType = TypeVar("CompressorType", bound=type[Compressor])
+
+
+def register_compressor(cls: CompressorType) -> CompressorType:
+    """Class decorator: make `cls` buildable by its `name` from a config."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__name__} needs a non-empty string class attribute `name` to be registered")
+    if COMPRESSORS.get(name, cls) is not cls:
+        raise ValueError(f"compressor name {name!r} is already taken by {COMPRESSORS[name].__name__}")
+    COMPRESSORS[name] = cls
+    return cls
+
+
+def compressor_options(cls: type[Compressor]) -> list[str]:
+    """The keyword options a compressor class accepts: its constructor's parameters."""
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # drop self
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def build_compressor(cfg: Mapping[str, Any]) -> Compressor:
+    """The compressor `cfg["name"]`, built with every other key of `cfg` as a keyword option."""
+    if "name" not in cfg:
+        raise ValueError(f"compressor config needs a `name`; known compressors: {sorted(COMPRESSORS)}")
+    name = str(cfg["name"])
+    cls = COMPRESSORS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown compressor {name!r}; known compressors: {sorted(COMPRESSORS)}")
+    options = {str(key): value for key, value in cfg.items() if key != "name"}
+    known = compressor_options(cls)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"compressor {name!r} has no option(s) {unknown}; it takes {sorted(known)}")
+    return cls(**options)
