@@ -39,13 +39,14 @@ def make_data(world_size: int, samples: int = 12) -> list[tuple[torch.Tensor, to
 
 
 def _agent_trajectory(rank: int, world_size: int, name: str, hparams: dict[str, Any], topology_cfg: dict[str, Any],
-                      steps: int, lr: float, same_init: bool, shards: list) -> torch.Tensor:
+                      steps: int, lr: float, same_init: bool, shards: list, compressor: str = "identity") -> torch.Tensor:
     """Runs in each agent process: the algorithm's parameters after every step."""
     model = FlatModel(make_model(rank, same_init))
     objective = LocalObjective(model, nn.CrossEntropyLoss(), weight_decay=0.01)
     objective.set_batch(*shards[rank])
     exchange = NeighborExchange(rank, world_size, torch.device("cpu"))
-    context = AgentContext(rank, world_size, model, objective, build_topology(topology_cfg, world_size, seed=3), exchange)
+    topology = build_topology(topology_cfg, world_size, seed=3)
+    context = AgentContext(rank, world_size, model, objective, topology, exchange, {"name": compressor})
     algorithm = get_algorithm(name)(context, hparams)
     algorithm.setup()
     trajectory = [model.params.clone()]

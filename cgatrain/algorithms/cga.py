@@ -88,7 +88,7 @@ class CGA(Algorithm):
         numel, like = computed.shape[1] if peers else 0, self.ctx.model.grad
         buffers = {peer: self.compressor.payload_like(numel, like.dtype, like.device) for peer in peers}
         exchange.exchange("cross_grad", sends, buffers)
-        rows = [self.compressor.decompress(buffers[peer], numel).to(like.dtype) for peer in peers]
+        rows = [self.compressor.decompress(buffers[peer], numel, like.dtype) for peer in peers]
         return torch.stack(rows) if rows else computed
 
     def _memory(self, key: str) -> ErrorFeedback:
