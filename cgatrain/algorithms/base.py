@@ -75,6 +75,15 @@ class Algorithm(ABC):
         topology, rank = self.ctx.topology, self.ctx.rank
         return topology.in_neighbors(rank, step, epoch), topology.out_neighbors(rank, step, epoch)
 
+    def gradient_while_gossiping(self, step: int, epoch: int) -> tuple[float, dict[int, torch.Tensor]]:
+        """Round "model" posted first, the self-gradient computed while it flies; (loss, received models)."""
+        ctx = self.ctx
+        in_neighbors, out_neighbors = self.neighbors(step, epoch)
+        pending, received = ctx.exchange.post_gossip("model", ctx.model.params, out_neighbors, in_neighbors)
+        loss = ctx.objective.self_gradient()
+        pending.wait()
+        return loss, received
+
     def mix(self, received: Mapping[int, torch.Tensor], step: int, epoch: int) -> torch.Tensor:
         """sum_l pi_jl x_l over this agent and its in-neighbours, in a reused buffer."""
         weights = self.ctx.topology.mixing_matrix(step, epoch)[self.ctx.rank]

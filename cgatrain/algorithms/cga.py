@@ -63,10 +63,7 @@ class CGA(Algorithm):
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         ctx, params = self.ctx, self.ctx.model.params
-        in_neighbors, out_neighbors = self.neighbors(step, epoch)
-        pending, models = ctx.exchange.post_gossip("model", params, out_neighbors, in_neighbors)
-        loss = ctx.objective.self_gradient()
-        pending.wait()
+        loss, models = self.gradient_while_gossiping(step, epoch)
         peers = sorted(models)
         stacked = torch.stack([models[peer] for peer in peers]) if peers else params.new_empty(0, params.numel())
         received = self._exchange_cross_gradients(self.cross_gradients.compute(stacked), peers)

@@ -19,13 +19,12 @@ def supports_vmap(module: nn.Module) -> bool:
 
 
 def prefer_batched(module: nn.Module, device: torch.device) -> bool:
-    """The `auto` choice: vmap where it is faster, a loop where it is slower or unsafe.
+    """The `auto` choice: vmap on GPUs, a loop on CPUs.
 
-    On CPU, vmap turns convolutions into grouped convolutions that oneDNN runs slower than
-    separate ones (benchmarks/cross_gradients.py), so convolutional models loop there.
+    On one CPU thread the loop costs about one self-gradient per neighbour, while vmap adds a fixed
+    cost and turns convolutions into slower grouped convolutions (benchmarks/cross_gradients.py).
     """
-    has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
-    return supports_vmap(module) and (device.type == "cuda" or not has_conv)
+    return supports_vmap(module) and device.type == "cuda"
 
 
 class CrossGradients:
@@ -47,11 +46,7 @@ class CrossGradients:
         self._batched_grad = vmap(grad(self._loss_at), in_dims=(0, None, None))
         self._scratch: LocalObjective | None = None
 
-    def _loss_at(self, flat_params: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        params, offset = {}, 0
-        for name, shape, numel in self._layout:
-            params[name] = flat_params[offset : offset + numel].view(shape)
-            offset += numel
+    def _loss_at(self, params: dict[str, torch.Tensor], inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         outputs = functional_call(self.objective.flat_model.module, params, (inputs,))
         return self.objective.loss_fn(outputs, targets)
 
@@ -65,7 +60,14 @@ class CrossGradients:
         return gradients
 
     def _compute_batched(self, models: torch.Tensor) -> torch.Tensor:
-        return self._batched_grad(models, self.objective.inputs, self.objective.targets)
+        # Per-parameter views of the stacked models: differentiating a flat vector would make
+        # backward fill a full (m, d) buffer once per parameter tensor.
+        params, offset = {}, 0
+        for name, shape, numel in self._layout:
+            params[name] = models[:, offset : offset + numel].unflatten(1, shape)
+            offset += numel
+        grads = self._batched_grad(params, self.objective.inputs, self.objective.targets)
+        return torch.cat([grads[name].reshape(len(models), -1) for name, _, _ in self._layout], dim=1)
 
     def _compute_looped(self, models: torch.Tensor) -> torch.Tensor:
         if self._scratch is None:

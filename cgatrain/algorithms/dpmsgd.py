@@ -18,10 +18,7 @@ class DPMSGD(Algorithm):
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         ctx = self.ctx
-        in_neighbors, out_neighbors = self.neighbors(step, epoch)
-        pending, received = ctx.exchange.post_gossip("model", ctx.model.params, out_neighbors, in_neighbors)
-        loss = ctx.objective.self_gradient()
-        pending.wait()
+        loss, received = self.gradient_while_gossiping(step, epoch)
         mixed = self.mix(received, step, epoch)
         # CGA paper, Algorithm 1: v_j = beta v_j - alpha g_j ; x_j = w_j + v_j.
         torch.add(mixed, self.heavy_ball(ctx.model.grad, lr), out=ctx.model.params)

@@ -16,10 +16,7 @@ class DPSGD(Algorithm):
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         ctx = self.ctx
-        in_neighbors, out_neighbors = self.neighbors(step, epoch)
-        pending, received = ctx.exchange.post_gossip("model", ctx.model.params, out_neighbors, in_neighbors)
-        loss = ctx.objective.self_gradient()
-        pending.wait()
+        loss, received = self.gradient_while_gossiping(step, epoch)
         mixed = self.mix(received, step, epoch)
         # Lian et al. 2017, Algorithm 1: X_{k+1} = X_k W - gamma G(X_k).
         ctx.model.params.copy_(mixed).add_(ctx.model.grad, alpha=-lr)

@@ -209,6 +209,7 @@ class Trainer:
             "mb_sent_per_agent": self.exchange.total_bytes_sent() / 1e6 if self.rank == 0 else None,
             "mb_sent_per_agent_mean": last.get("mb_sent_per_agent"),
             "bytes_sent_by_round": {name: s.bytes_sent for name, s in self.exchange.stats.items() if not name.startswith("_")},
+            "bytes_sent_per_step": self.exchange.total_bytes_sent() / max(int(last.get("epoch", 0)) * self.steps, 1),
             "wall_seconds": seconds,
             "seconds_per_epoch": seconds / max(len(self.history) - self._resumed_rows(), 1),
             "run_dir": str(self.run_dir),

@@ -1,0 +1,383 @@
+"""Summarise a CGA reproduction sweep (docs/reproduce_cga.sh) as markdown tables and loss-curve PNGs.
+
+    python docs/cga_table.py SWEEP_ROOT [--out-md FILE] [--out-dir DIR] [--json FILE]
+
+SWEEP_ROOT is searched recursively for job directories (those holding ``config.yaml``), e.g.
+``sweeps/cga/digits/main/<job>/`` and ``sweeps/cga/digits/cga_beta098/<job>/``. Jobs are grouped by
+(data set, topology, algorithm label); over the seeds of a group the table reports mean ± std
+(sample std, n seeds) of the final averaged-model test accuracy, the agents' own accuracies, the
+worst agent's accuracy, the final train loss, MB sent per agent and seconds per epoch. Diverged jobs
+count as "diverged", as the CGA paper's "Diverges". Jobs without ``summary.json`` (still running)
+or with another status (failed, ...) are skipped and counted.
+
+Writes one markdown table per data set (``--out-md``, default ``SWEEP_ROOT/table.md``; also printed),
+one PNG per (data set, topology) with train loss and averaged-model test accuracy per epoch
+(``--out-dir``, default ``SWEEP_ROOT/plots/``, named ``loss_<data>_<topology>.png``) and, with
+``--json``, the aggregated numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LABEL_ORDER = ["DPMSGD", "CGA (β=0.9)", "CGA (β=0.98)", "CGA authors' preset", "CompCGA (sign)", "Centralized"]
+TOPOLOGY_ORDER = ["complete", "ring", "bipartite"]
+INCLUDED_STATUSES = ("completed", "diverged")
+
+# (summary key, column header, scale factor, decimals)
+METRICS: list[tuple[str, str, float, int]] = [
+    ("consensus_test_accuracy", "Averaged-model acc (%)", 100.0, 2),
+    ("agent_test_accuracy_mean", "Agents' acc mean (%)", 100.0, 2),
+    ("agent_test_accuracy_min", "Min agent acc (%)", 100.0, 2),
+    ("final_train_loss", "Final train loss", 1.0, 4),
+    ("mb_sent_per_agent", "MB sent / agent", 1.0, 1),
+    ("seconds_per_epoch", "s / epoch", 1.0, 2),
+]
+
+
+@dataclass
+class Job:
+    """One finished (completed or diverged) sweep job."""
+
+    path: Path
+    data: str
+    topology: str
+    label: str
+    seed: int | None
+    epochs: int | None
+    agents: int | None
+    status: str
+    summary: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Scan:
+    """Everything found under a sweep root: usable jobs and the skipped ones by status."""
+
+    jobs: list[Job]
+    skipped: Counter[str]
+    skipped_paths: dict[str, list[str]]
+
+
+def algorithm_label(cfg: dict[str, Any]) -> str:
+    """The table's label for a job's algorithm configuration."""
+    algo = cfg.get("algorithm", {})
+    name = algo.get("name", "?")
+    if name == "dpmsgd":
+        return "DPMSGD"
+    if name == "centralized":
+        return "Centralized"
+    if name == "compcga":
+        compressor = cfg.get("compressor", {}).get("name", "auto")
+        return "CompCGA (sign)" if compressor in ("auto", "sign", "scaled_sign") else f"CompCGA ({compressor})"
+    if name == "cga":
+        if algo.get("momentum_form") == "nesterov" or algo.get("qp_scope") == "per_tensor":
+            return "CGA authors' preset"
+        return f"CGA (β={float(algo.get('momentum', 0.9)):g})"
+    return str(name)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse a YAML file into a dict (empty if the file is empty)."""
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch rows of metrics.jsonl, skipping a partly written last line."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def load_job(path: Path) -> tuple[str, Job | None]:
+    """Read one job directory; returns (status, job) with job None when it is to be skipped."""
+    summary_path = path / "summary.json"
+    if not summary_path.exists():
+        return "running (no summary.json)", None
+    try:
+        summary = json.loads(summary_path.read_text())
+        cfg = read_yaml(path / "config.yaml")
+    except (json.JSONDecodeError, yaml.YAMLError):
+        return "unreadable", None
+    status = str(summary.get("status", "unknown"))
+    if status not in INCLUDED_STATUSES:
+        return status, None
+    job = Job(
+        path=path,
+        data=str(cfg.get("data", {}).get("name", "?")),
+        topology=str(cfg.get("topology", {}).get("graph", "?")),
+        label=algorithm_label(cfg),
+        seed=cfg.get("seed"),
+        epochs=cfg.get("train", {}).get("epochs"),
+        agents=cfg.get("agents"),
+        status=status,
+        summary=summary,
+        history=read_metrics(path / "metrics.jsonl"),
+    )
+    return status, job
+
+
+def scan(root: Path) -> Scan:
+    """Find every job directory (one holding config.yaml) under root and load it."""
+    jobs: list[Job] = []
+    skipped: Counter[str] = Counter()
+    skipped_paths: dict[str, list[str]] = defaultdict(list)
+    for config in sorted(root.rglob("config.yaml")):
+        if config.parent.name == ".hydra":
+            continue
+        status, job = load_job(config.parent)
+        if job is None:
+            skipped[status] += 1
+            skipped_paths[status].append(str(config.parent))
+        else:
+            jobs.append(job)
+    return Scan(jobs, skipped, dict(skipped_paths))
+
+
+def order_key(order: list[str], value: str) -> tuple[int, str]:
+    """Sort key placing known values in the given order and unknown ones after, alphabetically."""
+    return (order.index(value), "") if value in order else (len(order), value)
+
+
+def group_jobs(jobs: list[Job]) -> dict[tuple[str, str, str], list[Job]]:
+    """Jobs keyed by (data, topology, label), in table order."""
+    groups: dict[tuple[str, str, str], list[Job]] = defaultdict(list)
+    for job in jobs:
+        groups[(job.data, job.topology, job.label)].append(job)
+    keys = sorted(groups, key=lambda k: (k[0], order_key(TOPOLOGY_ORDER, k[1]), order_key(LABEL_ORDER, k[2])))
+    return {key: sorted(groups[key], key=lambda j: (j.seed is None, j.seed)) for key in keys}
+
+
+def finite(value: Any) -> float | None:
+    """value as a float when it is a finite number, else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def mean_std(values: list[float]) -> dict[str, float | int | None]:
+    """Mean, sample standard deviation (None for one value) and count."""
+    if not values:
+        return {"mean": None, "std": None, "n": 0}
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+
+
+def summary_value(job: Job, key: str) -> float | None:
+    """One metric of a job's summary; MB sent falls back to the agents' mean from metrics."""
+    value = finite(job.summary.get(key))
+    if value is None and key == "mb_sent_per_agent":
+        value = finite(job.summary.get("mb_sent_per_agent_mean"))
+    return value
+
+
+def aggregate(key: tuple[str, str, str], jobs: list[Job]) -> dict[str, Any]:
+    """Mean ± std over the completed seeds of one group, with status counts."""
+    completed = [job for job in jobs if job.status == "completed"]
+    metrics = {name: mean_std([v for j in completed if (v := summary_value(j, name)) is not None]) for name, *_ in METRICS}
+    return {
+        "data": key[0],
+        "topology": key[1],
+        "algorithm": key[2],
+        "seeds": [job.seed for job in jobs],
+        "statuses": dict(Counter(job.status for job in jobs)),
+        "epochs": sorted({job.epochs for job in jobs if job.epochs is not None}),
+        "agents": sorted({job.agents for job in jobs if job.agents is not None}),
+        "diverged_epochs": [job.summary.get("epochs_completed") for job in jobs if job.status == "diverged"],
+        "metrics": metrics,
+    }
+
+
+def format_cell(stats: dict[str, Any], scale: float, decimals: int) -> str:
+    """'mean ± std' (just 'mean' for one seed, '-' for none)."""
+    if stats["mean"] is None:
+        return "-"
+    text = f"{stats['mean'] * scale:.{decimals}f}"
+    if stats["std"] is not None:
+        text += f" ± {stats['std'] * scale:.{decimals}f}"
+    return text
+
+
+def status_cell(statuses: dict[str, int], diverged_epochs: list[Any]) -> str:
+    """Status counts such as '2 completed' or '1 completed, 1 diverged (epoch 6)'."""
+    text = ", ".join(f"{count} {name}" for name, count in sorted(statuses.items()))
+    if diverged_epochs:
+        text += f" (epoch {join_values(diverged_epochs)})"
+    return text
+
+
+def table_row(row: dict[str, Any]) -> str:
+    """One markdown row; a group with no completed seed reads 'diverged' in every metric."""
+    n_completed = row["statuses"].get("completed", 0)
+    if n_completed == 0:
+        cells = ["**diverged**"] * len(METRICS)
+    else:
+        cells = [format_cell(row["metrics"][name], scale, dec) for name, _, scale, dec in METRICS]
+    head = [row["topology"], row["algorithm"], str(n_completed)]
+    status = status_cell(row["statuses"], row["diverged_epochs"])
+    return "| " + " | ".join(head + cells + [status]) + " |"
+
+
+def join_values(values: list[Any]) -> str:
+    """Comma-separated values, or '?' when there are none."""
+    return ", ".join(str(v) for v in values) if values else "?"
+
+
+def dataset_table(data: str, rows: list[dict[str, Any]]) -> str:
+    """The markdown section for one data set."""
+    seeds = sorted({s for row in rows for s in row["seeds"] if s is not None})
+    epochs = sorted({e for row in rows for e in row["epochs"]})
+    agents = sorted({a for row in rows for a in row["agents"]})
+    header = ["Topology", "Algorithm", "n"] + [title for _, title, *_ in METRICS] + ["Status"]
+    lines = [
+        f"## {data}",
+        "",
+        f"{join_values(agents)} agents, seeds {join_values(seeds)}, {join_values(epochs)} epochs. "
+        "Final-epoch values, mean ± std (sample) over the n completed seeds; diverged seeds are left out "
+        "of the statistics and counted under Status.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 3 + ["---:"] * len(METRICS) + ["---"]) + "|",
+    ]
+    lines += [table_row(row) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def skipped_note(scanned: Scan) -> str:
+    """A markdown line listing the jobs left out, by status."""
+    if not scanned.skipped:
+        return "All job directories found were completed or diverged.\n"
+    counts = ", ".join(f"{count} {status}" for status, count in sorted(scanned.skipped.items()))
+    return f"Skipped job directories: {counts}.\n"
+
+
+def markdown(root: Path, rows: list[dict[str, Any]], scanned: Scan) -> str:
+    """The whole markdown document: a heading, one table per data set, the skipped-jobs note."""
+    parts = [f"# CGA reproduction: {root}\n", skipped_note(scanned)]
+    for data in sorted({row["data"] for row in rows}):
+        parts.append(dataset_table(data, [row for row in rows if row["data"] == data]))
+    if not rows:
+        parts.append("No completed or diverged jobs found.\n")
+    return "\n".join(parts)
+
+
+def epoch_means(jobs: list[Job], key: str) -> tuple[list[int], list[float]]:
+    """Per-epoch mean over seeds of a metrics.jsonl column, finite values only."""
+    by_epoch: dict[int, list[float]] = defaultdict(list)
+    for job in jobs:
+        for record in job.history:
+            value = finite(record.get(key))
+            if value is not None and "epoch" in record:
+                by_epoch[int(record["epoch"])].append(value)
+    epochs = sorted(by_epoch)
+    return epochs, [statistics.fmean(by_epoch[e]) for e in epochs]
+
+
+def label_color(label: str) -> str:
+    """A fixed colour per label, so one algorithm has the same colour in every PNG."""
+    index = order_key(LABEL_ORDER, label)[0]
+    return f"C{index % 10}" if label in LABEL_ORDER else f"C{(len(LABEL_ORDER) + len(label)) % 10}"
+
+
+def plot_topology(data: str, topology: str, groups: dict[str, list[Job]], out: Path) -> None:
+    """Two panels (train loss on a log axis, averaged-model test accuracy) for one data set and topology."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, jobs in groups.items():
+        seeds = len(jobs)
+        legend = f"{label} (n={seeds})" + (" diverged" if all(j.status == "diverged" for j in jobs) else "")
+        epochs, loss = epoch_means(jobs, "train_loss")
+        positive = [(e, v) for e, v in zip(epochs, loss) if v > 0]
+        if positive:
+            ax_loss.plot(*zip(*positive), marker=".", color=label_color(label), label=legend)
+        epochs, acc = epoch_means(jobs, "consensus_test_accuracy")
+        if epochs:
+            ax_acc.plot(epochs, [100 * a for a in acc], marker=".", color=label_color(label), label=legend)
+    ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="epoch", ylabel="train loss (mean over agents, log scale)", title="Train loss")
+    ax_acc.set(xlabel="epoch", ylabel="averaged-model test accuracy (%)", title="Averaged-model test accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_acc.legend(fontsize=8, loc="best")
+    fig.suptitle(f"{data}, {topology} topology (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def write_plots(groups: dict[tuple[str, str, str], list[Job]], out_dir: Path) -> list[Path]:
+    """One PNG per (data set, topology); returns the paths written."""
+    by_panel: dict[tuple[str, str], dict[str, list[Job]]] = defaultdict(dict)
+    for (data, topology, label), jobs in groups.items():
+        by_panel[(data, topology)][label] = jobs
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (data, topology), labels in by_panel.items():
+        path = out_dir / f"loss_{data}_{topology}.png"
+        plot_topology(data, topology, labels, path)
+        written.append(path)
+    return written
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="sweep root, e.g. sweeps/cga (searched recursively for jobs)")
+    parser.add_argument("--out-md", type=Path, default=None, help="markdown output (default ROOT/table.md)")
+    parser.add_argument("--out-dir", type=Path, default=None, help="PNG folder (default ROOT/plots/)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the aggregated numbers here")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Scan, aggregate, write the table, plots and JSON; print the table."""
+    args = parse_args(argv)
+    root: Path = args.root
+    if not root.is_dir():
+        raise SystemExit(f"error: {root} is not a directory")
+    scanned = scan(root)
+    groups = group_jobs(scanned.jobs)
+    rows = [aggregate(key, jobs) for key, jobs in groups.items()]
+    text = markdown(root, rows, scanned)
+    out_md = args.out_md or root / "table.md"
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text(text)
+    print(text)
+    print(f"wrote {out_md}")
+    if not args.no_plots:
+        for path in write_plots(groups, args.out_dir or root / "plots"):
+            print(f"wrote {path}")
+    if args.json:
+        payload = {"root": str(root), "skipped": dict(scanned.skipped), "skipped_jobs": scanned.skipped_paths,
+                   "groups": rows}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
