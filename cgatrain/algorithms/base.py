@@ -95,6 +95,9 @@ class Algorithm(ABC):
             mixed.add_(tensor, alpha=float(weights[peer]))
         return mixed
 
+    def finish(self, step: int, epoch: int) -> None:
+        """Called once after the last training step, before the final evaluation (SCSP gossips here)."""
+
     def epoch_metrics(self) -> dict[str, float]:
         """Algorithm-specific numbers for this epoch (averaged over agents by the trainer); resets them."""
         return {}

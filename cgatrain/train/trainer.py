@@ -128,6 +128,8 @@ class Trainer:
             if window_steps == check_every or index == self.steps - 1:
                 self.reporter.advance(window_steps, self._check_finite(window_loss, window_steps))
                 window_loss, window_steps = 0.0, 0
+        if epoch == epochs - 1:
+            self.algorithm.finish((epoch + 1) * self.steps, epoch)
         record = self._epoch_metrics(epoch, lr, epoch_loss / self.steps, time.perf_counter() - epoch_started)
         record.update(self._algorithm_metrics())
         record["comm_seconds_per_step"] = (self.exchange.total_seconds() - comm_before) / self.steps

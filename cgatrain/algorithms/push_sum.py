@@ -1,0 +1,165 @@
+"""Push-sum methods for directed, time-varying graphs: SGP, Sparse-Push and SCSP.
+
+Every agent keeps a numerator x and a push-sum weight u (starting at 1), mixes both with the same
+column-stochastic weights, and trains the de-biased model z = x / u, which is what the module holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from cgatrain.algorithms.base import Algorithm, register
+from cgatrain.compression import build_compressor
+
+
+class PushSum(Algorithm):
+    """Shared state of the push-sum family: numerator x, weight u, de-biased z in the model."""
+
+    mixing = "column"
+
+    def setup(self) -> None:
+        super().setup()
+        self.state["numerator"] = self.ctx.model.params.detach().clone()
+        self.state["push_sum_weight"] = torch.ones(1, dtype=self.ctx.model.params.dtype, device=self.ctx.model.params.device)
+
+    def debias(self) -> None:
+        """z = x / u into the model's parameters."""
+        torch.div(self.state["numerator"], self.state["push_sum_weight"], out=self.ctx.model.params)
+
+    def push(self, name: str, numerator: torch.Tensor, step: int, epoch: int) -> None:
+        """x_i <- sum_j W_ij x_j and u_i <- sum_j W_ij u_j, one message [x, u] per out-neighbour."""
+        in_neighbors, out_neighbors = self.neighbors(step, epoch)
+        message = torch.cat([numerator, self.state["push_sum_weight"]])
+        received = self.ctx.exchange.gossip(name, message, out_neighbors, in_neighbors)
+        weights = self.ctx.topology.mixing_matrix(step, epoch)[self.ctx.rank]
+        mixed = message * float(weights[self.ctx.rank])
+        for peer, tensor in received.items():
+            mixed.add_(tensor, alpha=float(weights[peer]))
+        self.state["numerator"].copy_(mixed[:-1])
+        self.state["push_sum_weight"].copy_(mixed[-1:])
+
+
+@register
+class SGP(PushSum):
+    """Stochastic Gradient Push (Assran et al. 2019): local step on x at z, then push-sum gossip.
+
+    With momentum (their Nesterov form): m = beta m + g, x <- x - lr (beta m + g).
+    """
+
+    name = "sgp"
+    rounds = ("push",)
+    hyperparameters = {"momentum": 0.0, "nesterov": True}
+
+    def step(self, lr: float, step: int, epoch: int) -> float:
+        ctx = self.ctx
+        loss = ctx.objective.self_gradient()
+        numerator, gradient = self.state["numerator"], ctx.model.grad
+        beta = float(self.hparams["momentum"])
+        if beta:
+            velocity = self.state["velocity"]
+            velocity.mul_(beta).add_(gradient)
+            direction = gradient.add(velocity, alpha=beta) if self.hparams["nesterov"] else velocity
+        else:
+            direction = gradient
+        numerator.add_(direction, alpha=-lr)
+        self.push("push", numerator, step, epoch)
+        self.debias()
+        return loss
+
+
+@register
+class SparsePush(PushSum):
+    """Sparse-Push (Aketi et al.), Algorithm 1, with error-compensated compression C.
+
+    x_hat = x - gamma g(z); v = x_hat + delta; delta = v - C[v]; send C[v] and u;
+    x <- x_hat + eta sum_j (W_ij - I_ij) C[v_j]; u <- u + eta sum_j (W_ij - I_ij) u_j; z = x / u.
+    """
+
+    name = "sparse_push"
+    rounds = ("push_compressed",)
+    uses_compressor = True
+    default_compressor = "topk"
+    hyperparameters = {"eta": 0.01, "momentum": 0.0}
+
+    @classmethod
+    def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
+        super().check_hyperparameters(hparams)
+        if not 0.0 < float(hparams.get("eta", cls.hyperparameters["eta"])) <= 1.0:
+            raise ValueError("algorithm.eta (the averaging rate) must lie in (0, 1]")
+
+    def setup(self) -> None:
+        super().setup()
+        self.compressor = build_compressor(self.ctx.compressor)
+        self.state["error"] = torch.zeros_like(self.ctx.model.params)
+
+    def step(self, lr: float, step: int, epoch: int) -> float:
+        ctx = self.ctx
+        loss = ctx.objective.self_gradient()
+        x_hat = self.state["numerator"]
+        direction = self.heavy_ball(ctx.model.grad, lr) if float(self.hparams["momentum"]) else ctx.model.grad.mul(-lr)
+        x_hat.add_(direction)
+        self.compressed_gossip(x_hat, step, epoch)
+        self.debias()
+        return loss
+
+    def compressed_gossip(self, x_hat: torch.Tensor, step: int, epoch: int) -> None:
+        """Steps 5-9 of Algorithm 1 on the numerator x_hat (updated in place) and the weight u."""
+        if hasattr(self.compressor, "set_step"):
+            self.compressor.set_step(step)  # shared-seed compressors draw the same mask on both ends
+        corrected = x_hat + self.state["error"]
+        payload = self.compressor.compress(corrected)
+        sent = self.compressor.decompress(payload, corrected.numel(), corrected.dtype)
+        torch.sub(corrected, sent, out=self.state["error"])
+        in_neighbors, out_neighbors = self.neighbors(step, epoch)
+        weight = self.state["push_sum_weight"]
+        sends = {peer: [*payload, weight] for peer in out_neighbors}
+        buffers = {peer: [*self.compressor.payload_like(corrected.numel(), corrected.dtype, corrected.device), torch.empty_like(weight)] for peer in in_neighbors}
+        self.ctx.exchange.exchange("push_compressed", sends, buffers)
+        W, eta, rank = self.ctx.topology.mixing_matrix(step, epoch), float(self.hparams["eta"]), self.ctx.rank
+        own_share = float(W[rank, rank]) - 1.0
+        numerator_change = sent * own_share
+        weight_change = weight * own_share
+        for peer, received in buffers.items():
+            numerator_change.add_(self.compressor.decompress(received[:-1], corrected.numel(), corrected.dtype), alpha=float(W[rank, peer]))
+            weight_change.add_(received[-1], alpha=float(W[rank, peer]))
+        x_hat.add_(numerator_change, alpha=eta)
+        weight.add_(weight_change, alpha=eta)
+
+
+@register
+class SCSP(SparsePush):
+    """Skew-Compensated Sparse-Push, Algorithm 2: Sparse-Push, then k steps of uncompressed push-sum
+    gossip with no gradient, x <- x + eta sum_j (W_ij - I_ij) x_j (same for u), z = x / u.
+
+    The gossip phase runs after the last training step (T = all steps), or every `gossip_every`
+    steps when that is set.
+    """
+
+    name = "scsp"
+    rounds = ("push_compressed", "push")
+    hyperparameters = {"eta": 0.01, "momentum": 0.0, "gossip_steps": 40, "gossip_eta": None, "gossip_every": None}
+
+    def step(self, lr: float, step: int, epoch: int) -> float:
+        loss = super().step(lr, step, epoch)
+        every = self.hparams["gossip_every"]
+        if every and (step + 1) % int(every) == 0:
+            self.finish(step + 1, epoch)
+        return loss
+
+    def finish(self, step: int, epoch: int) -> None:
+        """k push-sum gossip steps on the uncompressed model, no gradient (Algorithm 2, steps 4-9)."""
+        # Algorithm 2 gossips with the same eta as Algorithm 1 unless gossip_eta says otherwise.
+        eta = float(self.hparams["gossip_eta"] if self.hparams["gossip_eta"] is not None else self.hparams["eta"])
+        for offset in range(int(self.hparams["gossip_steps"])):
+            numerator = self.state["numerator"]
+            before = torch.cat([numerator, self.state["push_sum_weight"]])
+            self.push("push", numerator, step + offset, epoch)
+            after = torch.cat([self.state["numerator"], self.state["push_sum_weight"]])
+            # x <- x + eta sum_j (W_ij - I_ij) x_j, i.e. a step of eta towards the full push-sum mix.
+            mixed = before.add_(after - before, alpha=eta)
+            self.state["numerator"].copy_(mixed[:-1])
+            self.state["push_sum_weight"].copy_(mixed[-1:])
+        self.debias()
