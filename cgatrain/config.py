@@ -95,6 +95,8 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None) -> str:
         topology = attempt(build_topology, cfg["topology"], int(cfg["agents"]), int(cfg["seed"]))
         if topology is not None and algorithm is not None:
             attempt(topology.validate, algorithm.mixing)
+            if algorithm.needs_undirected and topology.directed:
+                problems.append(f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected topology")
             description = topology.describe()
         attempt(_check_data, cfg)
         attempt(_check_backend, cfg, local_agents or int(cfg["agents"]))

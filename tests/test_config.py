@@ -40,6 +40,9 @@ def test_default_and_example_configs_are_valid() -> None:
         (["comm.backend=mpi"], "comm.backend"),
         (["logger.wandb.mode=sometimes"], "logger.wandb.mode"),
         (["resume=/nonexistent/run"], "resume=/nonexistent/run"),
+        (["algorithm=cga", "topology=directed_ring"], "needs an undirected topology"),
+        (["algorithm=dpsgd", "compressor=sign"], "sends uncompressed messages"),
+        (["algorithm=cga", "algorithm.qp_scope=layers"], "algorithm.qp_scope"),
     ],
 )
 def test_bad_values_are_rejected(overrides: list[str], message: str) -> None:

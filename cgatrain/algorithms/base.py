@@ -38,6 +38,7 @@ class Algorithm(ABC):
     rounds: ClassVar[tuple[str, ...]] = ()
     mixing: ClassVar[str] = "none"
     hyperparameters: ClassVar[dict[str, Any]] = {}
+    needs_undirected: ClassVar[bool] = False  # True if replies travel back along the edges it receives on
     uses_compressor: ClassVar[bool] = False  # True if `compressor=NAME` changes what it sends
     default_compressor: ClassVar[str] = "identity"  # what `compressor=auto` means for it
 

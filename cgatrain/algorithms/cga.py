@@ -29,6 +29,7 @@ class CGA(Algorithm):
     name = "cga"
     rounds = ("model", "cross_grad")
     mixing = "doubly"
+    needs_undirected = True  # cross-gradients go back to the agents whose models came in
     uses_compressor = False
     hyperparameters = {
         "momentum": 0.9,
@@ -63,6 +64,8 @@ class CGA(Algorithm):
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         ctx, params = self.ctx, self.ctx.model.params
+        if hasattr(self.compressor, "set_step"):
+            self.compressor.set_step(step)  # shared-seed compressors draw the same mask on both ends
         loss, models = self.gradient_while_gossiping(step, epoch)
         peers = sorted(models)
         stacked = torch.stack([models[peer] for peer in peers]) if peers else params.new_empty(0, params.numel())
