@@ -73,8 +73,9 @@ def reference_push_sum(name: str, hparams: dict[str, Any], topology_cfg: dict, w
             if name == "scsp" and every and (step + 1) % every == 0:
                 for offset in range(hparams["gossip_steps"]):
                     W_gossip = torch.from_numpy(topology.mixing_matrix(step + 1 + offset, 0))
-                    numerators = numerators + eta * (W_gossip - torch.eye(world_size)) @ numerators
-                    weights = weights + eta * (W_gossip - torch.eye(world_size)) @ weights
+                    gossip_eta = hparams["gossip_eta"]
+                    numerators = numerators + gossip_eta * (W_gossip - torch.eye(world_size)) @ numerators
+                    weights = weights + gossip_eta * (W_gossip - torch.eye(world_size)) @ weights
         debiased = numerators / weights
         trajectory.append(debiased.clone())
     return torch.stack(trajectory, dim=1)
@@ -86,7 +87,7 @@ def reference_push_sum(name: str, hparams: dict[str, Any], topology_cfg: dict, w
         ("sgp", {}, "identity"),
         ("sparse_push", {"eta": 0.5}, "identity"),
         ("sparse_push", {"eta": 0.3}, "sign"),
-        ("scsp", {"eta": 0.4, "gossip_steps": 3, "gossip_every": 4}, "sign"),
+        ("scsp", {"eta": 0.4, "gossip_steps": 3, "gossip_every": 4, "gossip_eta": 0.7}, "sign"),
     ],
     ids=["sgp", "sparse-push-exact", "sparse-push-sign", "scsp-sign"],
 )

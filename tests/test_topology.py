@@ -266,16 +266,17 @@ def test_neighbor_lists_consistent_with_adjacency(spec: dict[str, Any]) -> None:
 
 def test_all_config_files_build_and_describe() -> None:
     files = sorted(CONFIG_DIR.glob("*.yaml"))
-    assert len(files) == 10
+    assert len(files) == 15
     for path in files:
         cfg = yaml.safe_load(path.read_text())
-        topology = build_topology(cfg, 4 if "custom" in path.stem else 8, seed=0)
+        # custom and the Sparse-Push paper's figure-4 graphs are fixed 4-agent graphs.
+        topology = build_topology(cfg, 4 if "custom" in path.stem or path.stem.startswith("sp_") else 8, seed=0)
         text = topology.describe()
         assert "n=" in text and "spectral gap" in text
         topology.validate("column" if topology.directed else "row")
     assert "u=0.5" in build_topology(yaml.safe_load((CONFIG_DIR / "random.yaml").read_text()), 8).describe()
     assert set(GRAPH_NAMES) == {"complete", "ring", "bipartite", "torus", "star", "exponential",
-                                "directed_ring", "random", "custom"}
+                                "directed_ring", "random", "one_peer_exponential", "custom"}
 
 
 def test_accepts_omegaconf_configs() -> None:

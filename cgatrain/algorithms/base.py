@@ -46,6 +46,8 @@ class Algorithm(ABC):
         self.ctx = ctx
         self.hparams = {**self.hyperparameters, **{k: v for k, v in hparams.items() if k != "name"}}
         self.state: dict[str, torch.Tensor] = {}
+        # Bytes the rounds would have carried uncompressed; compressing algorithms add to it.
+        self.dense_bytes_sent = 0
 
     @classmethod
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:

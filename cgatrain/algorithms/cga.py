@@ -67,6 +67,7 @@ class CGA(Algorithm):
         if hasattr(self.compressor, "set_step"):
             self.compressor.set_step(step)  # shared-seed compressors draw the same mask on both ends
         loss, models = self.gradient_while_gossiping(step, epoch)
+        self.dense_bytes_sent += len(self.neighbors(step, epoch)[1]) * params.numel() * params.element_size()
         peers = sorted(models)
         stacked = torch.stack([models[peer] for peer in peers]) if peers else params.new_empty(0, params.numel())
         received = self._exchange_cross_gradients(self.cross_gradients.compute(stacked), peers)
@@ -88,6 +89,7 @@ class CGA(Algorithm):
         numel, like = computed.shape[1] if peers else 0, self.ctx.model.grad
         buffers = {peer: self.compressor.payload_like(numel, like.dtype, like.device) for peer in peers}
         exchange.exchange("cross_grad", sends, buffers)
+        self.dense_bytes_sent += len(peers) * numel * like.element_size()
         rows = [self.compressor.decompress(buffers[peer], numel, like.dtype) for peer in peers]
         return torch.stack(rows) if rows else computed
 
@@ -113,6 +115,10 @@ class CGA(Algorithm):
             weights = self.ctx.topology.mixing_matrix()[self.ctx.rank]
             own = own * float(weights[self.ctx.rank])
             received = received * torch.tensor([float(weights[p]) for p in peers], dtype=received.dtype).unsqueeze(1)
+        if not (torch.isfinite(own).all() and torch.isfinite(received).all()):
+            # Let NaN/Inf flow into the model so that every agent's divergence check sees it in
+            # lock step; raising here would leave the neighbours waiting for this agent.
+            return own + received.sum(dim=0)
         margin, ridge = float(self.hparams["dual_margin"]), self.hparams["ridge"]
         if self.hparams["qp_scope"] == "per_tensor":
             direction, changed, _ = project_per_tensor(own, received, self.boundaries, margin, ridge)

@@ -34,6 +34,7 @@ class PushSum(Algorithm):
         in_neighbors, out_neighbors = self.neighbors(step, epoch)
         message = torch.cat([numerator, self.state["push_sum_weight"]])
         received = self.ctx.exchange.gossip(name, message, out_neighbors, in_neighbors)
+        self.dense_bytes_sent += len(out_neighbors) * message.numel() * message.element_size()
         weights = self.ctx.topology.mixing_matrix(step, epoch)[self.ctx.rank]
         mixed = message * float(weights[self.ctx.rank])
         for peer, tensor in received.items():
@@ -118,6 +119,7 @@ class SparsePush(PushSum):
         sends = {peer: [*payload, weight] for peer in out_neighbors}
         buffers = {peer: [*self.compressor.payload_like(corrected.numel(), corrected.dtype, corrected.device), torch.empty_like(weight)] for peer in in_neighbors}
         self.ctx.exchange.exchange("push_compressed", sends, buffers)
+        self.dense_bytes_sent += len(out_neighbors) * (corrected.numel() + 1) * corrected.element_size()
         W, eta, rank = self.ctx.topology.mixing_matrix(step, epoch), float(self.hparams["eta"]), self.ctx.rank
         own_share = float(W[rank, rank]) - 1.0
         numerator_change = sent * own_share
@@ -140,7 +142,7 @@ class SCSP(SparsePush):
 
     name = "scsp"
     rounds = ("push_compressed", "push")
-    hyperparameters = {"eta": 0.01, "momentum": 0.0, "gossip_steps": 40, "gossip_eta": None, "gossip_every": None}
+    hyperparameters = {"eta": 0.01, "momentum": 0.0, "gossip_steps": 40, "gossip_eta": 1.0, "gossip_every": None}
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         loss = super().step(lr, step, epoch)
@@ -151,7 +153,7 @@ class SCSP(SparsePush):
 
     def finish(self, step: int, epoch: int) -> None:
         """k push-sum gossip steps on the uncompressed model, no gradient (Algorithm 2, steps 4-9)."""
-        # Algorithm 2 gossips with the same eta as Algorithm 1 unless gossip_eta says otherwise.
+        # The gossip phase is uncompressed, which Table 5 pairs with eta = 1; null reuses Algorithm 1's eta.
         eta = float(self.hparams["gossip_eta"] if self.hparams["gossip_eta"] is not None else self.hparams["eta"])
         for offset in range(int(self.hparams["gossip_steps"])):
             numerator = self.state["numerator"]

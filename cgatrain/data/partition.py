@@ -1,4 +1,4 @@
-"""Split a train set across agents: IID shards or the CGA paper's class-per-agent split."""
+"""Split a train set across agents: IID shards, the CGA paper's class-per-agent split, or Sparse-Push's data skew."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from cgatrain.data.common import DataError, bool_option
+from cgatrain.data.common import DataError, bool_option, float_option
 
 
 def _iid_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
@@ -22,15 +22,15 @@ def _iid_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], 
     return list(np.array_split(order, num_agents))
 
 
-def _integer_class_labels(labels: np.ndarray) -> np.ndarray:
+def _integer_class_labels(labels: np.ndarray, partition: str = "class") -> np.ndarray:
     """Validate that ``labels`` are non-negative integer class ids (not regression targets)."""
     if not np.issubdtype(labels.dtype, np.integer):
         raise DataError(
-            f"the class partition needs integer class labels, got dtype {labels.dtype} "
+            f"the {partition} partition needs integer class labels, got dtype {labels.dtype} "
             "(regression targets cannot be split by class; use partition=iid)"
         )
     if labels.size and labels.min() < 0:
-        raise DataError("the class partition needs non-negative class labels")
+        raise DataError(f"the {partition} partition needs non-negative class labels")
     return labels
 
 
@@ -72,9 +72,50 @@ def _class_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any]
     return [np.concatenate(parts) if parts else np.empty(0, dtype=np.int64) for parts in shards]
 
 
+def _skew_option(cfg: Mapping[str, Any]) -> float:
+    """Read ``skew`` (default 0.8): the fraction of every class dealt out sorted by label."""
+    if isinstance(cfg.get("skew"), bool):  # float(True) == 1.0 would silently mean "fully sorted"
+        raise DataError(f"option 'skew' must be a number in [0, 1], got {cfg.get('skew')!r}")
+    skew = float_option(cfg, "skew", 0.8)
+    if not 0.0 <= skew <= 1.0:
+        raise DataError(f"option 'skew' must be a number in [0, 1], got {skew!r}")
+    return skew
+
+
+def skew_split(labels: np.ndarray, num_agents: int, skew: float,
+               rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Sparse-Push's data-skew split (Aketi et al., Section 5); returns (sorted parts, IID parts) per agent.
+
+    From every class ``round(skew * count)`` samples are drawn at random; the drawn
+    samples, ordered by label, are cut into ``num_agents`` contiguous near-equal
+    blocks (agent 0 gets the first block, so each agent holds a contiguous label
+    range). The rest is shuffled and dealt into near-equal IID pieces, handed out in
+    reverse so the larger IID pieces go to the agents with the smaller sorted blocks:
+    agent totals differ by at most 1. ``skew=0`` is the IID split, ``skew=1`` fully sorted.
+    """
+    labels = _integer_class_labels(labels, "skew")
+    num_classes = int(labels.max()) + 1 if labels.size else 0
+    class_members = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
+    cuts = [int(round(skew * len(members))) for members in class_members]
+    empty = np.empty(0, dtype=np.int64)
+    # classes are concatenated in label order, so the sampled part is already sorted by label
+    sampled = np.concatenate([m[:k] for m, k in zip(class_members, cuts)] + [empty])
+    rest = rng.permutation(np.concatenate([m[k:] for m, k in zip(class_members, cuts)] + [empty]))
+    sorted_parts = np.array_split(sampled, num_agents)  # the first (len mod n) blocks are 1 longer
+    iid_parts = np.array_split(rest, num_agents)[::-1]  # ... so the longer IID pieces go to the last agents
+    return list(sorted_parts), list(iid_parts)
+
+
+def _skew_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
+    """Data-skew split with ``skew`` in [0, 1] (default 0.8); shard sizes differ by at most 1."""
+    sorted_parts, iid_parts = skew_split(labels, num_agents, _skew_option(cfg), rng)
+    return [np.concatenate([s, r]) for s, r in zip(sorted_parts, iid_parts)]
+
+
 _PARTITIONERS: dict[str, Callable[[np.ndarray, int, Mapping[str, Any], np.random.Generator], list[np.ndarray]]] = {
     "iid": _iid_partition,
     "class": _class_partition,
+    "skew": _skew_partition,
 }
 
 
@@ -82,7 +123,7 @@ def partition_indices(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any
     """Split train indices ``0..len(labels)-1`` among ``num_agents`` agents.
 
     Returns one sorted int64 index array per agent; the arrays are disjoint.
-    ``cfg["name"]`` picks ``iid`` or ``class``. Raises DataError for unknown
+    ``cfg["name"]`` picks ``iid``, ``class`` or ``skew``. Raises DataError for unknown
     names, bad labels, or when any agent would end up with no samples.
     """
     labels = np.asarray(labels)

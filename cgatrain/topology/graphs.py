@@ -28,6 +28,7 @@ GRAPH_PARAMS: dict[str, frozenset[str]] = {
     "exponential": frozenset({"directed"}),
     "directed_ring": frozenset(),
     "random": frozenset({"edge_prob", "directed"}),
+    "one_peer_exponential": frozenset(),
     "custom": frozenset({"adjacency", "edges", "directed"}),
 }
 GRAPH_NAMES: tuple[str, ...] = tuple(GRAPH_PARAMS)
@@ -152,6 +153,38 @@ def random_graph(n: int, edge_prob: float, seed: int, step: int, directed: bool 
         return draws
     upper = np.triu(draws, k=1)  # one draw per unordered pair, mirrored
     return upper | upper.T
+
+
+def one_peer_exponential_period(n: int) -> int:
+    """Steps in one cycle of the one-peer exponential graph: the number of hops 2^k < n (1 for n <= 2)."""
+    return max(1, (n - 1).bit_length())  # floor(log2(n - 1)) + 1 = ceil(log2 n) for n >= 2
+
+
+def one_peer_exponential_graph(n: int, step: int) -> np.ndarray:
+    """SGP's time-varying one-peer exponential graph (Assran et al., 2019): i -> i + 2^k (mod n).
+
+    At step t every agent pushes to the single peer 2^k hops ahead, k = t mod period,
+    cycling through the hops 2^0, 2^1, ..., 2^floor(log2(n - 1)). Each step's graph is a
+    permutation, strongly connected only if gcd(n, 2^k) = 1; the union over one period
+    contains the directed ring (k = 0), so it always is.
+    """
+    if step < 0:
+        raise TopologyError(f"graph 'one_peer_exponential': step must be >= 0, got {step}")
+    A = _empty(n)
+    if n < 2:
+        return A
+    hop = 2 ** (step % one_peer_exponential_period(n))
+    senders = np.arange(n)
+    A[(senders + hop) % n, senders] = True  # hop < n, so no self-loops
+    return A
+
+
+def one_peer_exponential_union(n: int) -> np.ndarray:
+    """Union of the one-peer exponential graphs over one period (the directed exponential graph)."""
+    A = _empty(n)
+    for step in range(one_peer_exponential_period(n)):
+        A |= one_peer_exponential_graph(n, step)
+    return A
 
 
 def custom_graph(n: int, adjacency: Any = None, edges: Any = None,

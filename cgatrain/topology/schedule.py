@@ -1,4 +1,4 @@
-"""Topology objects built from Hydra configs: single graphs, schedules and per-step random graphs."""
+"""Topology objects built from Hydra configs: single graphs, schedules and per-step (random, one-peer) graphs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 
 from cgatrain.topology.graphs import (
     GRAPH_NAMES, GRAPH_PARAMS, TopologyError, build_static_adjacency, in_neighbors_of, is_connected,
-    is_strongly_connected, out_neighbors_of, random_graph, reachable_from_zero,
+    is_strongly_connected, one_peer_exponential_graph, one_peer_exponential_period, one_peer_exponential_union,
+    out_neighbors_of, random_graph, reachable_from_zero,
 )
 from cgatrain.topology.mixing import (
     STOCHASTICITY_REQUIREMENTS, WEIGHT_KINDS, check_weights, consensus_rate, is_column_stochastic,
@@ -43,30 +44,40 @@ class _GraphEntry:
     params: dict[str, Any]
     weights_kind: str
     directed: bool
-    static_adjacency: np.ndarray | None  # None for the per-step random graph
+    static_adjacency: np.ndarray | None  # None for the per-step graphs (random, one_peer_exponential)
     static_mixing: np.ndarray | None = None
-    _last_random: tuple[int, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _last_step: tuple[int, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
-    def _random_at(self, step: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Random graph and its weights for ``step``; the last one is cached."""
-        if self._last_random is None or self._last_random[0] != step:
-            A = random_graph(self.num_agents, self.params["edge_prob"], seed, step, self.directed)
-            self._last_random = (step, A, mixing_weights(A, self.weights_kind, self.directed, self.label))
-        return self._last_random[1], self._last_random[2]
+    def _graph_at(self, step: int, seed: int) -> np.ndarray:
+        """Adjacency of a per-step graph at ``step`` (identical on every agent)."""
+        if self.kind == "one_peer_exponential":
+            return one_peer_exponential_graph(self.num_agents, step)
+        return random_graph(self.num_agents, self.params["edge_prob"], seed, step, self.directed)
+
+    def _per_step_at(self, step: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-step graph and its weights for ``step``; the last one is cached."""
+        if self._last_step is None or self._last_step[0] != step:
+            A = self._graph_at(step, seed)
+            self._last_step = (step, A, mixing_weights(A, self.weights_kind, self.directed, self.label))
+        return self._last_step[1], self._last_step[2]
 
     def adjacency(self, step: int, seed: int) -> np.ndarray:
-        return self.static_adjacency if self.static_adjacency is not None else self._random_at(step, seed)[0]
+        return self.static_adjacency if self.static_adjacency is not None else self._per_step_at(step, seed)[0]
 
     def mixing(self, step: int, seed: int) -> np.ndarray:
         if self.static_adjacency is None:
-            return self._random_at(step, seed)[1]
+            return self._per_step_at(step, seed)[1]
         if self.static_mixing is None:
             self.static_mixing = mixing_weights(self.static_adjacency, self.weights_kind, self.directed, self.label)
         return self.static_mixing
 
     def sample_steps(self) -> list[int]:
-        """Steps worth checking: one for a static graph, a fixed sample for a random one."""
-        return [0] if self.static_adjacency is not None else list(range(RANDOM_SAMPLE_STEPS))
+        """Steps worth checking: one for a static graph, one period of the one-peer graph, a sample of a random one."""
+        if self.static_adjacency is not None:
+            return [0]
+        if self.kind == "one_peer_exponential":
+            return list(range(one_peer_exponential_period(self.num_agents)))  # the graph repeats after that
+        return list(range(RANDOM_SAMPLE_STEPS))
 
     def stochasticity_hint(self, A: np.ndarray) -> str:
         """Suggest a fix when this entry's weights lack the required stochasticity."""
@@ -118,6 +129,18 @@ def _parse_entry(spec: Any, num_agents: int, default_weights: Any, label: str) -
                                 "graph; use weights=uniform (column-stochastic push-sum weights)")
         params = {"edge_prob": float(edge_prob), "directed": directed}
         return _GraphEntry(kind, name, num_agents, params, weights, directed, None)
+    if kind == "one_peer_exponential":
+        if weights == "metropolis_hastings":
+            raise TopologyError(f"graph '{name}' is directed: metropolis_hastings weights need an undirected "
+                                "graph; use weights=uniform (keep 1/2, push 1/2 to the one peer)")
+        # Each step's graph is a permutation i -> i + 2^k, strongly connected only when gcd(n, 2^k) = 1,
+        # so a per-step check would reject every even n; push-sum needs strong connectivity of the
+        # union over a bounded window (B-strong connectivity), so check the union over one period.
+        if not is_strongly_connected(one_peer_exponential_union(num_agents)):
+            raise TopologyError(f"graph '{name}' is disconnected: the union over one period is not strongly connected")
+        entry = _GraphEntry(kind, name, num_agents, {}, weights, True, None)
+        entry.mixing(0, 0)  # build eagerly so a bad weights kind fails at build time
+        return entry
 
     A, directed = build_static_adjacency(kind, num_agents, params)
     if directed and not is_strongly_connected(A):
@@ -218,10 +241,13 @@ class Topology:
             column = all(is_column_stochastic(W) for _, W in samples)
             kind = "doubly" if row and column else "row" if row else "column" if column else "none"
             gaps = [spectral_gap(W) for _, W in samples]
+            stats = (f"weights={entry.weights_kind}, {kind} stochastic, spectral gap mean {np.mean(gaps):.4f} "
+                     f"(min {min(gaps):.4f}) over {len(samples)} sampled steps")
+            if entry.kind == "one_peer_exponential":
+                hops = [2 ** k for k in range(len(samples))] if self.num_agents > 1 else []
+                return f"per-step one-peer graph, period {len(samples)} step(s), hops {hops}, " + stats
             u = entry.params["edge_prob"]
-            return (f"per-step graph, u={u}, expected degree {u * (self.num_agents - 1):.2f}, "
-                    f"weights={entry.weights_kind}, {kind} stochastic, spectral gap mean {np.mean(gaps):.4f} "
-                    f"(min {min(gaps):.4f}) over {len(samples)} sampled steps")
+            return f"per-step graph, u={u}, expected degree {u * (self.num_agents - 1):.2f}, " + stats
         A, W = entry.static_adjacency, entry.mixing(0, self.seed)
         in_deg, out_deg = A.sum(axis=1), A.sum(axis=0)
         degrees = (f"in-degree {in_deg.min()}..{in_deg.max()}, out-degree {out_deg.min()}..{out_deg.max()}"

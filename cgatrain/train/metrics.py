@@ -37,14 +37,15 @@ def evaluate(
     return total_loss / max(count, 1), accuracy
 
 
-def consensus(params: torch.Tensor, world_size: int) -> tuple[torch.Tensor, float]:
-    """(average model over agents, consensus distance 1/n sum_i ||x_i - mean||^2)."""
+def consensus(params: torch.Tensor, world_size: int) -> tuple[torch.Tensor, float, float]:
+    """(average model, consensus distance 1/n sum_i ||x_i - mean||^2, parameter divergence 1/n sum_i ||x_i - mean||)."""
     average = params.detach().clone()
     dist.all_reduce(average)
     average.div_(world_size)
-    squared = (params.detach() - average).pow(2).sum().reshape(1)
-    dist.all_reduce(squared)
-    return average, float(squared) / world_size
+    squared = (params.detach() - average).pow(2).sum()
+    distances = torch.stack([squared, squared.sqrt()]).double()
+    dist.all_reduce(distances)
+    return average, float(distances[0]) / world_size, float(distances[1]) / world_size
 
 
 def gather_rows(values: Sequence[float], rank: int, world_size: int, device: torch.device) -> torch.Tensor:

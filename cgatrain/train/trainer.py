@@ -147,7 +147,7 @@ class Trainer:
         return float(flags[0] / flags[1])
 
     def _epoch_metrics(self, epoch: int, lr: float, train_loss: float, seconds: float) -> dict[str, Any]:
-        average, distance = metrics.consensus(self.model.params, self.world_size)
+        average, distance, divergence = metrics.consensus(self.model.params, self.world_size)
         own_loss, own_accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
         table = metrics.gather_rows([train_loss, own_loss, own_accuracy, self.exchange.total_bytes_sent()], self.rank, self.world_size, self.device)
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": float(table[:, 0].mean())}
@@ -159,6 +159,7 @@ class Trainer:
             agent_test_accuracy_mean=float(table[:, 2].mean()),
             agent_test_accuracy_max=float(table[:, 2].max()),
             consensus_distance=distance,
+            parameter_divergence=divergence,
             mb_sent_per_agent=float(table[:, 3].mean()) / 1e6,
             epoch_seconds=seconds,
         )
@@ -212,11 +213,18 @@ class Trainer:
             "mb_sent_per_agent_mean": last.get("mb_sent_per_agent"),
             "bytes_sent_by_round": {name: s.bytes_sent for name, s in self.exchange.stats.items() if not name.startswith("_")},
             "bytes_sent_per_step": self.exchange.total_bytes_sent() / max(int(last.get("epoch", 0)) * self.steps, 1),
+            "compression_factor": self._compression_factor(),
+            "parameter_divergence": last.get("parameter_divergence"),
             "wall_seconds": seconds,
             "seconds_per_epoch": seconds / max(len(self.history) - self._resumed_rows(), 1),
             "run_dir": str(self.run_dir),
         }
         self.reporter.finish(summary)
+
+    def _compression_factor(self) -> float | None:
+        """Bytes the same rounds would have sent uncompressed, over the bytes actually sent (rank 0)."""
+        dense, sent = self.algorithm.dense_bytes_sent, self.exchange.total_bytes_sent()
+        return dense / sent if dense and sent else None
 
     def _resumed_rows(self) -> int:
         return sum(1 for record in self.history if record["epoch"] <= self.start_epoch)
