@@ -30,7 +30,7 @@ DIRECTED_SWITCHING = {
 def test_push_sum_reaches_the_exact_average_where_plain_gossip_does_not(tmp_path: Path) -> None:
     world_size, steps = 4, 80
     shards = make_data(world_size)
-    push_sum = run_agents(_agent_trajectory, world_size, tmp_path, "sgp", {}, DIRECTED_SWITCHING, steps, 0.0, False, shards)
+    push_sum = run_agents(_agent_trajectory, world_size, tmp_path, "sgp", {"momentum": 0.0}, DIRECTED_SWITCHING, steps, 0.0, False, shards)
     gossip = run_agents(_agent_trajectory, world_size, tmp_path, "dpsgd", {}, DIRECTED_SWITCHING, steps, 0.0, False, shards)
     average = torch.stack([trajectory[0] for trajectory in push_sum]).mean(dim=0)
     for rank in range(world_size):
@@ -84,10 +84,10 @@ def reference_push_sum(name: str, hparams: dict[str, Any], topology_cfg: dict, w
 @pytest.mark.parametrize(
     ("name", "hparams", "compressor"),
     [
-        ("sgp", {}, "identity"),
-        ("sparse_push", {"eta": 0.5}, "identity"),
-        ("sparse_push", {"eta": 0.3}, "sign"),
-        ("scsp", {"eta": 0.4, "gossip_steps": 3, "gossip_every": 4, "gossip_eta": 0.7}, "sign"),
+        ("sgp", {"momentum": 0.0}, "identity"),
+        ("sparse_push", {"eta": 0.5, "momentum": 0.0}, "identity"),
+        ("sparse_push", {"eta": 0.3, "momentum": 0.0}, "sign"),
+        ("scsp", {"eta": 0.4, "momentum": 0.0, "gossip_steps": 3, "gossip_every": 4, "gossip_eta": 0.7}, "sign"),
     ],
     ids=["sgp", "sparse-push-exact", "sparse-push-sign", "scsp-sign"],
 )

@@ -52,7 +52,7 @@ class SGP(PushSum):
 
     name = "sgp"
     rounds = ("push",)
-    hyperparameters = {"momentum": 0.0, "nesterov": True}
+    hyperparameters = {"momentum": 0.9, "nesterov": True}
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         ctx = self.ctx
@@ -83,7 +83,7 @@ class SparsePush(PushSum):
     rounds = ("push_compressed",)
     uses_compressor = True
     default_compressor = "topk"
-    hyperparameters = {"eta": 0.01, "momentum": 0.0}
+    hyperparameters = {"eta": 0.01, "momentum": 0.9}
 
     @classmethod
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
@@ -142,7 +142,7 @@ class SCSP(SparsePush):
 
     name = "scsp"
     rounds = ("push_compressed", "push")
-    hyperparameters = {"eta": 0.01, "momentum": 0.0, "gossip_steps": 40, "gossip_eta": 1.0, "gossip_every": None}
+    hyperparameters = {"eta": 0.01, "momentum": 0.9, "gossip_steps": 40, "gossip_eta": 1.0, "gossip_every": None}
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         loss = super().step(lr, step, epoch)
