@@ -19,6 +19,7 @@ SUMMARY_FILE = "summary.json"
 COLUMNS = (
     ("epoch", "epoch", 5, "d"),
     ("train_loss", "train loss", 10, ".4f"),
+    ("consensus_test_loss", "avg-model loss", 14, ".4f"),
     ("consensus_test_accuracy", "avg-model acc", 13, ".2%"),
     ("agent_test_accuracy_min", "agent acc min", 13, ".2%"),
     ("agent_test_accuracy_mean", "mean", 7, ".2%"),

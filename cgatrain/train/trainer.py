@@ -178,7 +178,12 @@ class Trainer:
         self.model.params.copy_(average)
         loss, accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
         self.model.params.copy_(own)
-        return {"consensus_test_loss": loss, "consensus_test_accuracy": accuracy}
+        scores = {"consensus_test_loss": loss, "consensus_test_accuracy": accuracy}
+        optimum = self.data.optimum
+        if optimum is not None and optimum.numel() == average.numel():
+            # Convex sanity check: how far the averaged model is from the known least-squares optimum.
+            scores["consensus_optimum_distance"] = float((average.cpu() - optimum.reshape(-1).to(average.dtype)).norm())
+        return scores
 
     def _save_checkpoint(self, completed_epochs: int) -> None:
         root = self.run_dir / "checkpoints"
