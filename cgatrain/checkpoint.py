@@ -3,7 +3,7 @@
 Layout under a run directory::
 
     checkpoints/
-        latest.json            {"epoch": E, "dir": "epoch_000E", "world_size": N}, written last
+        latest.json            {"epoch": E, "dir": "epoch_000E", "world_size": N, "algorithm": NAME}, written last
         epoch_000E/agent_000.pt ... agent_{N-1}.pt
 """
 
@@ -46,9 +46,9 @@ def load_agent(directory: Path, rank: int) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def mark_latest(root: Path, epoch: int, world_size: int, keep: int) -> None:
+def mark_latest(root: Path, epoch: int, world_size: int, keep: int, algorithm: str) -> None:
     """Point latest.json at a complete epoch (after every agent saved) and prune older epochs."""
-    text = json.dumps({"epoch": epoch, "dir": epoch_dir(root, epoch).name, "world_size": world_size})
+    text = json.dumps({"epoch": epoch, "dir": epoch_dir(root, epoch).name, "world_size": world_size, "algorithm": algorithm})
     partial = root / (LATEST + ".partial")
     partial.write_text(text)
     os.replace(partial, root / LATEST)
@@ -69,3 +69,10 @@ def resolve_resume(path: str | os.PathLike[str]) -> tuple[Path, int, int]:
         agents = sorted(candidate.glob("agent_*.pt"))
         return candidate, int(candidate.name.split("_")[1]), len(agents)
     raise FileNotFoundError(f"resume={path}: no checkpoints/{LATEST} or epoch_NNNN folder found there")
+
+
+def resume_algorithm(path: str | os.PathLike[str]) -> str | None:
+    """The algorithm a checkpoint was trained with, when its latest.json records it."""
+    directory, _, _ = resolve_resume(path)
+    latest = directory.parent / LATEST
+    return json.loads(latest.read_text()).get("algorithm") if latest.exists() else None

@@ -31,6 +31,8 @@ def _check_numbers(cfg: Mapping[str, Any]) -> None:
     _positive_int(cfg["agents"], "agents")
     _positive_int(cfg["train"]["epochs"], "train.epochs")
     _positive_int(cfg["train"]["batch_size"], "train.batch_size")
+    if cfg["train"].get("steps_per_epoch") is not None:
+        _positive_int(cfg["train"]["steps_per_epoch"], "train.steps_per_epoch")
     lr, weight_decay = float(cfg["optim"]["lr"]), float(cfg["optim"].get("weight_decay", 0.0))
     if not lr >= 0.0:
         raise ValueError(f"optim.lr must be >= 0, got {lr}")
@@ -68,6 +70,9 @@ def _check_resume(cfg: Mapping[str, Any]) -> None:
     _, epoch, world_size = checkpoint.resolve_resume(str(cfg["resume"]))
     if world_size != int(cfg["agents"]):
         raise ValueError(f"resume={cfg['resume']} holds {world_size} agents, but agents={cfg['agents']}")
+    saved_algorithm = checkpoint.resume_algorithm(str(cfg["resume"]))
+    if saved_algorithm is not None and saved_algorithm != cfg["algorithm"]["name"]:
+        raise ValueError(f"resume={cfg['resume']} was trained with algorithm {saved_algorithm!r}, not {cfg['algorithm']['name']!r}")
     if epoch > int(cfg["train"]["epochs"]):
         raise ValueError(f"resume={cfg['resume']} is already past train.epochs={cfg['train']['epochs']} (epoch {epoch})")
 

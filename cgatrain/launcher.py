@@ -102,7 +102,3 @@ def spawn_agents(cfg: dict[str, Any], run_dir: Path, poll_seconds: float = 0.5) 
                 process.kill()
         del store
 
-
-def spawn_environment_ok() -> bool:
-    """False inside an agent process (so a stray `cgatrain` call cannot spawn recursively)."""
-    return os.environ.get("CGATRAIN_AGENT") is None

@@ -27,7 +27,7 @@ def test_torchrun_variables() -> None:
 
 def test_srun_variables() -> None:
     slurm = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0", "SLURM_JOB_ID": "991",
-             "SLURM_JOB_NODELIST": "gpu[010-013]", "SLURM_NTASKS_PER_NODE": "4(x2)"}
+             "SLURM_JOB_NODELIST": "gpu[010-013]", "SLURM_STEP_TASKS_PER_NODE": "4(x2)", "SLURM_NODEID": "1"}
     env = detect_launch_env(slurm)
     assert env is not None and (env.rank, env.world_size, env.local_rank, env.local_world_size) == (5, 8, 1, 4)
     assert env.launcher == "slurm" and env.master_addr == "gpu010" and env.run_id == "991.0"
@@ -39,3 +39,10 @@ def test_batch_script_without_srun_spawns_itself() -> None:
     assert detect_launch_env(batch) is None
     assert detect_launch_env({**batch, "SLURM_STEP_ID": "4294967294"}) is None
     assert detect_launch_env({**batch, "SLURM_STEP_ID": "0", "CGATRAIN_LAUNCHER": "spawn"}) is None
+
+
+def test_srun_heterogeneous_layout_counts_tasks_on_this_node() -> None:
+    slurm = {"SLURM_PROCID": "4", "SLURM_NTASKS": "5", "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0", "SLURM_JOB_ID": "5",
+             "SLURM_JOB_NODELIST": "n[1-2]", "SLURM_STEP_TASKS_PER_NODE": "3,2", "SLURM_NODEID": "1"}
+    env = detect_launch_env(slurm)
+    assert env is not None and env.local_world_size == 2

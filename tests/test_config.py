@@ -43,6 +43,9 @@ def test_default_and_example_configs_are_valid() -> None:
         (["algorithm=cga", "topology=directed_ring"], "needs an undirected topology"),
         (["algorithm=dpsgd", "compressor=sign"], "sends uncompressed messages"),
         (["algorithm=cga", "algorithm.qp_scope=layers"], "algorithm.qp_scope"),
+        (["train.steps_per_epoch=-2"], "train.steps_per_epoch"),
+        (["algorithm=scsp", "topology=directed_ring", "algorithm.gossip_eta=5"], "gossip_eta"),
+        (["algorithm=scsp", "topology=directed_ring", "algorithm.gossip_every=-3"], "gossip_every"),
     ],
 )
 def test_bad_values_are_rejected(overrides: list[str], message: str) -> None:

@@ -11,6 +11,7 @@ import torch
 
 from cgatrain.algorithms.objective import FlatModel, LocalObjective
 from cgatrain.comm import NeighborExchange
+from cgatrain.compression import Compressor, build_compressor
 from cgatrain.topology import Topology
 
 
@@ -105,13 +106,31 @@ class Algorithm(ABC):
         """Algorithm-specific numbers for this epoch (averaged over agents by the trainer); resets them."""
         return {}
 
+    def build_compressor(self) -> Compressor:
+        """This agent's compressor, from `ctx.compressor`, with its private randomness bound to the rank."""
+        compressor = build_compressor(self.ctx.compressor)
+        compressor.bind_agent(self.ctx.rank)
+        return compressor
+
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Tensors needed to resume (momentum buffers, error memories, push-sum weights)."""
-        return {key: value for key, value in self.state.items() if not key.startswith("_")}
+        """Tensors needed to resume (momentum buffers, error memories, push-sum weights, compressor RNG)."""
+        state = {key: value for key, value in self.state.items() if not key.startswith("_")}
+        compressor = getattr(self, "compressor", None)
+        if compressor is not None:
+            state.update({f"compressor_rng:{device}": rng for device, rng in compressor.rng_state().items()})
+        state["dense_bytes_sent"] = torch.tensor(self.dense_bytes_sent, dtype=torch.float64)
+        return state
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        rng = {key.split(":", 1)[1]: value for key, value in state.items() if key.startswith("compressor_rng:")}
+        compressor = getattr(self, "compressor", None)
+        if rng and compressor is not None:
+            compressor.load_rng_state(rng)
         for key, value in state.items():
-            self.state[key] = value.to(self.ctx.model.params.device)
+            if key == "dense_bytes_sent":
+                self.dense_bytes_sent = int(value)
+            elif not key.startswith("compressor_rng:"):
+                self.state[key] = value.to(self.ctx.model.params.device)
 
 
 ALGORITHMS: dict[str, type[Algorithm]] = {}

@@ -10,7 +10,7 @@ import torch
 from cgatrain.algorithms.base import Algorithm, register
 from cgatrain.algorithms.cross_grad import MODES, CrossGradients
 from cgatrain.algorithms.qp import project_gradient, project_per_tensor
-from cgatrain.compression import ErrorFeedback, build_compressor
+from cgatrain.compression import ErrorFeedback
 
 MOMENTUM_FORMS = ("heavy_ball", "nesterov")
 QP_SCOPES = ("whole", "per_tensor")
@@ -55,7 +55,7 @@ class CGA(Algorithm):
         super().setup()
         self.cross_gradients = CrossGradients(self.ctx.objective, str(self.hparams["cross_grad_mode"]))
         self.boundaries = torch.tensor([0] + [int(s.numel()) for s in self.ctx.model.shapes]).cumsum(0).tolist()
-        self.compressor = build_compressor(self.ctx.compressor) if self.uses_compressor else None
+        self.compressor = self.build_compressor() if self.uses_compressor else None
         self.error_memories: dict[str, ErrorFeedback] = {}
         self._reset_counters()
 
@@ -72,7 +72,7 @@ class CGA(Algorithm):
         stacked = torch.stack([models[peer] for peer in peers]) if peers else params.new_empty(0, params.numel())
         received = self._exchange_cross_gradients(self.cross_gradients.compute(stacked), peers)
         own = self._compress("self", ctx.model.grad) if self.compressor else ctx.model.grad
-        direction = self._project(own, received, peers)
+        direction = self._project(own, received, peers, step, epoch)
         mixed = self.mix(models, step, epoch)
         self._update(mixed, direction, lr)
         return loss
@@ -83,6 +83,7 @@ class CGA(Algorithm):
         if self.compressor is None:
             buffers = exchange.receive_buffers("cross_grad", self.ctx.model.grad, peers)
             exchange.exchange("cross_grad", {peer: computed[row] for row, peer in enumerate(peers)}, buffers)
+            self.dense_bytes_sent += len(peers) * computed.shape[1] * computed.element_size()
             return torch.stack([buffers[peer] for peer in peers]) if peers else computed
         # CompCGA: compressed where computed, one error memory per (owner l, data holder j) pair.
         sends = {peer: self._compress_payload(f"cross:{peer}", computed[row]) for row, peer in enumerate(peers)}
@@ -109,10 +110,10 @@ class CGA(Algorithm):
         _, delta = self._memory(key).compress(gradient)
         return delta.to(gradient.dtype)
 
-    def _project(self, own: torch.Tensor, received: torch.Tensor, peers: list[int]) -> torch.Tensor:
+    def _project(self, own: torch.Tensor, received: torch.Tensor, peers: list[int], step: int, epoch: int) -> torch.Tensor:
         """The QP projection of equation 5, optionally on mixing-weighted gradients (authors' code)."""
         if self.hparams["scale_by_mixing"]:
-            weights = self.ctx.topology.mixing_matrix()[self.ctx.rank]
+            weights = self.ctx.topology.mixing_matrix(step, epoch)[self.ctx.rank]
             own = own * float(weights[self.ctx.rank])
             received = received * torch.tensor([float(weights[p]) for p in peers], dtype=received.dtype).unsqueeze(1)
         if not (torch.isfinite(own).all() and torch.isfinite(received).all()):
@@ -120,12 +121,18 @@ class CGA(Algorithm):
             # lock step; raising here would leave the neighbours waiting for this agent.
             return own + received.sum(dim=0)
         margin, ridge = float(self.hparams["dual_margin"]), self.hparams["ridge"]
-        if self.hparams["qp_scope"] == "per_tensor":
-            direction, changed, _ = project_per_tensor(own, received, self.boundaries, margin, ridge)
-            changed = changed > 0
-        else:
-            projection = project_gradient(own, received, margin, ridge)
-            direction, changed = projection.direction, projection.changed
+        try:
+            if self.hparams["qp_scope"] == "per_tensor":
+                direction, changed, _ = project_per_tensor(own, received, self.boundaries, margin, ridge)
+                changed = changed > 0
+            else:
+                projection = project_gradient(own, received, margin, ridge)
+                direction, changed = projection.direction, projection.changed
+        except ValueError as error:
+            if "non-finite" not in str(error):
+                raise
+            # Finite gradients whose Gram matrix overflowed: diverging, so take the NaN path above.
+            return own + received.sum(dim=0) * float("inf")
         self.steps_seen += 1
         self.steps_changed += int(changed)
         self.shift_total += float((direction - own).norm())

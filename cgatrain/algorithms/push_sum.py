@@ -12,7 +12,6 @@ from typing import Any
 import torch
 
 from cgatrain.algorithms.base import Algorithm, register
-from cgatrain.compression import build_compressor
 
 
 class PushSum(Algorithm):
@@ -93,7 +92,7 @@ class SparsePush(PushSum):
 
     def setup(self) -> None:
         super().setup()
-        self.compressor = build_compressor(self.ctx.compressor)
+        self.compressor = self.build_compressor()
         self.state["error"] = torch.zeros_like(self.ctx.model.params)
 
     def step(self, lr: float, step: int, epoch: int) -> float:
@@ -144,14 +143,45 @@ class SCSP(SparsePush):
     rounds = ("push_compressed", "push")
     hyperparameters = {"eta": 0.01, "momentum": 0.9, "gossip_steps": 40, "gossip_eta": 1.0, "gossip_every": None}
 
+    @classmethod
+    def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
+        super().check_hyperparameters(hparams)
+        merged = {**cls.hyperparameters, **hparams}
+        if merged["gossip_eta"] is not None and not 0.0 < float(merged["gossip_eta"]) <= 1.0:
+            raise ValueError("algorithm.gossip_eta must lie in (0, 1] (or be null to reuse eta)")
+        if int(merged["gossip_steps"]) < 0 or (merged["gossip_every"] is not None and int(merged["gossip_every"]) < 1):
+            raise ValueError("algorithm.gossip_steps must be >= 0 and algorithm.gossip_every null or >= 1")
+
     def step(self, lr: float, step: int, epoch: int) -> float:
         loss = super().step(lr, step, epoch)
-        every = self.hparams["gossip_every"]
-        if every and (step + 1) % int(every) == 0:
-            self.finish(step + 1, epoch)
+        if self._gossips_after(step + 1):
+            self._gossip(step + 1, epoch)
         return loss
 
+    def _gossips_after(self, steps_done: int) -> bool:
+        every = self.hparams["gossip_every"]
+        return bool(every) and steps_done % int(every) == 0
+
     def finish(self, step: int, epoch: int) -> None:
+        """The final gossip phase, unless `gossip_every` just ran one at this step.
+
+        The pre-gossip numerator and weight are kept so that extending a finished run continues
+        from where an uninterrupted longer run would be (it would not have gossiped here).
+        """
+        if self._gossips_after(step):
+            return
+        self.state["pre_gossip_numerator"] = self.state["numerator"].clone()
+        self.state["pre_gossip_weight"] = self.state["push_sum_weight"].clone()
+        self._gossip(step, epoch)
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        super().load_state_dict(state)
+        if "pre_gossip_numerator" in self.state:
+            self.state["numerator"] = self.state.pop("pre_gossip_numerator")
+            self.state["push_sum_weight"] = self.state.pop("pre_gossip_weight")
+            self.debias()
+
+    def _gossip(self, step: int, epoch: int) -> None:
         """k push-sum gossip steps on the uncompressed model, no gradient (Algorithm 2, steps 4-9)."""
         # The gossip phase is uncompressed, which Table 5 pairs with eta = 1; null reuses Algorithm 1's eta.
         eta = float(self.hparams["gossip_eta"] if self.hparams["gossip_eta"] is not None else self.hparams["eta"])

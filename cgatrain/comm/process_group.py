@@ -41,6 +41,17 @@ def slurm_first_host(nodelist: str) -> str:
     return prefix + ranges.split(",")[0].split("-")[0]
 
 
+def _slurm_tasks_on_this_node(env: Mapping[str, str]) -> int:
+    """Tasks on this node from SLURM_STEP_TASKS_PER_NODE (e.g. "4(x2),3") indexed by SLURM_NODEID."""
+    counts: list[int] = []
+    for part in env.get("SLURM_STEP_TASKS_PER_NODE", env.get("SLURM_TASKS_PER_NODE", "")).split(","):
+        match = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+        if match:
+            counts += [int(match.group(1))] * int(match.group(2) or 1)
+    node = int(env.get("SLURM_NODEID", 0))
+    return counts[node] if node < len(counts) else int(env["SLURM_NTASKS"])
+
+
 def detect_launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv | None:
     """The rank layout given by torchrun (RANK/WORLD_SIZE) or srun (SLURM_PROCID/...), or None."""
     env = os.environ if environ is None else environ
@@ -62,7 +73,7 @@ def detect_launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv | N
             rank=int(env["SLURM_PROCID"]),
             world_size=int(env["SLURM_NTASKS"]),
             local_rank=int(env.get("SLURM_LOCALID", 0)),
-            local_world_size=int(env.get("SLURM_NTASKS_PER_NODE", env["SLURM_NTASKS"]).split("(")[0]),
+            local_world_size=_slurm_tasks_on_this_node(env),
             launcher="slurm",
             run_id=f"{job}.{env['SLURM_STEP_ID']}",
             master_addr=env.get("MASTER_ADDR") or slurm_first_host(env.get("SLURM_JOB_NODELIST", "localhost")),

@@ -44,6 +44,16 @@ class Compressor(ABC):
         # Meta tensors carry shapes and dtypes without memory, so this can never disagree with payload_like.
         return sum(t.numel() * t.element_size() for t in self.payload_like(numel, dtype, _META))
 
+    def bind_agent(self, rank: int) -> None:
+        """Called once by the agent that owns this instance; compressors with private randomness reseed per agent."""
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        """Generator states to checkpoint, so a resumed run draws the same randomness."""
+        return {}
+
+    def load_rng_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore what `rng_state` returned."""
+
     def compress_decompress(self, flat: torch.Tensor) -> torch.Tensor:
         """What a receiver of `flat`'s payload reconstructs (in `flat`'s dtype); error feedback subtracts it."""
         return self.decompress(self.compress(flat), flat.numel(), flat.dtype)

@@ -8,7 +8,7 @@ the decoded vector is unbiased, with E||Q(x) - x||^2 <= min(d / s^2, sqrt(d) / s
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -72,13 +72,26 @@ class QSGDCompressor(Compressor):
         self.bits = check_level_bits(bits)
         self.levels = (1 << self.bits) - 1
         self.seed = int(seed)
+        self._generator_seed = self.seed
         self._generators: dict[torch.device, torch.Generator] = {}
 
+    def bind_agent(self, rank: int) -> None:
+        """Give each agent its own dither stream: correlated quantization noise would not average out."""
+        self._generator_seed = self.seed * 1_000_003 + int(rank)
+        self._generators.clear()
+
     def _generator(self, device: torch.device) -> torch.Generator:
-        """This instance's generator on `device`, created seeded with `seed` on first use."""
+        """This instance's generator on `device`, created seeded on first use."""
         if device not in self._generators:
-            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+            self._generators[device] = torch.Generator(device=device).manual_seed(self._generator_seed)
         return self._generators[device]
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        return {str(device): generator.get_state() for device, generator in self._generators.items()}
+
+    def load_rng_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        for device, generator_state in state.items():
+            self._generator(torch.device(device)).set_state(generator_state.cpu())
 
     def compress(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """[||flat||_2 (float32, (1,)), packed sign bits (1 = non-negative), packed stochastic levels] for `flat`."""

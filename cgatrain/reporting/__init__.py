@@ -84,6 +84,14 @@ class Reporter:
         with open(self.run_dir / METRICS_FILE, "a") as stream:
             stream.write(json.dumps(_jsonable(record)) + "\n")
 
+    def write_metrics(self, records: list[Mapping[str, Any]]) -> None:
+        """Replace metrics.jsonl atomically with exactly these rows."""
+        if not self.enabled:
+            return
+        partial = self.run_dir / (METRICS_FILE + ".partial")
+        partial.write_text("".join(json.dumps(_jsonable(record)) + "\n" for record in records))
+        os.replace(partial, self.run_dir / METRICS_FILE)
+
     def finish(self, summary: Mapping[str, Any]) -> None:
         """Write summary.json atomically and close wandb."""
         if not self.enabled:

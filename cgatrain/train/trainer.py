@@ -35,7 +35,8 @@ class Trainer:
         train_cfg = cfg["train"]
         self.data = load_dataset(cfg["data"])
         shards = partition_indices(self.data.train_y.numpy(), world_size, cfg["partition"], int(cfg["seed"]))
-        self.steps = int(train_cfg.get("steps_per_epoch") or steps_per_epoch([len(s) for s in shards], int(train_cfg["batch_size"])))
+        fixed_steps = train_cfg.get("steps_per_epoch")
+        self.steps = int(fixed_steps) if fixed_steps is not None else steps_per_epoch([len(s) for s in shards], int(train_cfg["batch_size"]))
         self.sampler = AgentSampler(shards[rank], int(train_cfg["batch_size"]), int(cfg["seed"]), rank)
         self.train_x, self.train_y = self.data.train_x.to(device), self.data.train_y.to(device)
         self.test_x, self.test_y = self.data.test_x.to(device), self.data.test_y.to(device)
@@ -91,8 +92,8 @@ class Trainer:
         self.compute_seconds = float(state.get("compute_seconds", 0.0))
         self.start_epoch = epoch
         self.history = [dict(record) for record in _previous_metrics(directory.parents[1], epoch)]
-        for record in self.history:
-            self.reporter.append_metrics(record)
+        # Rewritten, not appended: the resumed run may write into the very directory it resumes.
+        self.reporter.write_metrics(self.history)
         self.reporter.print(f"resumed from {directory} after epoch {epoch}")
 
     def fit(self) -> str:
@@ -198,7 +199,7 @@ class Trainer:
         checkpoint.save_agent(checkpoint.epoch_dir(root, completed_epochs), self.rank, state)
         torch.distributed.barrier()
         if self.rank == 0:
-            checkpoint.mark_latest(root, completed_epochs, self.world_size, int(self.cfg["checkpoint"].get("keep", 2)))
+            checkpoint.mark_latest(root, completed_epochs, self.world_size, int(self.cfg["checkpoint"].get("keep", 2)), self.cfg["algorithm"]["name"])
 
     def _finish(self, status: str, seconds: float) -> None:
         last = self.history[-1] if self.history else {}
