@@ -48,7 +48,7 @@ METRICS: list[tuple[str, str, float, int]] = [
     ("agent_test_accuracy_min", "Min agent acc (%)", 100.0, 2),
     ("final_train_loss", "Final train loss", 1.0, 4),
     ("mb_sent_per_agent", "MB sent / agent", 1.0, 1),
-    ("seconds_per_epoch", "s / epoch", 1.0, 2),
+    ("train_seconds_per_epoch", "train s / epoch", 1.0, 2),
 ]
 
 SP_LABEL_ORDER = [
@@ -65,7 +65,7 @@ SP_METRICS: list[tuple[str, str, float, int]] = [
     (COMPRESSION_FACTOR, "Compression factor", 1.0, 1),
     ("parameter_divergence", "Param. divergence", 1.0, 4),
     ("final_train_loss", "Final train loss", 1.0, 4),
-    ("seconds_per_epoch", "s / epoch", 1.0, 2),
+    ("train_seconds_per_epoch", "train s / epoch", 1.0, 2),
 ]
 
 
@@ -227,6 +227,11 @@ def load_job(path: Path, preset: Preset) -> tuple[str, Job | None]:
     status = str(summary.get("status", "unknown"))
     if status not in INCLUDED_STATUSES:
         return status, None
+    history = read_metrics(path / "metrics.jsonl")
+    # Training steps only (metrics.jsonl's epoch_seconds), not the per-epoch evaluation.
+    epoch_times = [float(row["epoch_seconds"]) for row in history if row.get("epoch_seconds") is not None]
+    if epoch_times:
+        summary["train_seconds_per_epoch"] = sum(epoch_times) / len(epoch_times)
     job = Job(
         path=path,
         data=str(cfg.get("data", {}).get("name", "?")),
@@ -237,7 +242,7 @@ def load_job(path: Path, preset: Preset) -> tuple[str, Job | None]:
         agents=cfg.get("agents"),
         status=status,
         summary=summary,
-        history=read_metrics(path / "metrics.jsonl"),
+        history=history,
     )
     return status, job
 
