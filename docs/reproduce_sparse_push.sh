@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The Sparse-Push paper's claims at our scale: 4 agents on its directed ring, IID and skew 0.8,
 # Sparse-Push with no compression, top-10% and top-1% (Table 5's eta for each), and SCSP against
-# Sparse-Push under skew 0.8. 2 seeds.
+# Sparse-Push under skew 0.8. 2 seeds (SEEDS=0 for one).
 #   bash docs/reproduce_sparse_push.sh [OUT_DIR] [digits|mnist|all]
 # Then: python docs/cga_table.py OUT_DIR --preset sparse_push
 set -euo pipefail
 out="${1:-sweeps/sparse_push}"
 which="${2:-all}"
-common=(checkpoint.enabled=false train.progress_bar=false seed=0,1)
+common=(checkpoint.enabled=false train.progress_bar=false "seed=${SEEDS:-0,1}")
 run() {  # $1: data name, rest: extra overrides
   local data="$1"; shift
   cgatrain -m algorithm=sparse_push experiment=sp_none,sp_top10,sp_top1 partition=iid,skew "$@" \
