@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cga_table as base  # noqa: E402  (the shared scanner, aggregation and table layout)
+import cga_table as base  # the shared scanner, aggregation and table layout
 
 SGD_ONE_MODEL = "SGD (one model, all data)"
 LABEL_ORDER = ["CDSGD", "CDMSGD (Nesterov)", "CDMSGD (Polyak)", "FedAvg (E=1, C=1)", SGD_ONE_MODEL, "All-reduce SGD (5 agents)"]

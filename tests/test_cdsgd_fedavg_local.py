@@ -8,14 +8,21 @@ from typing import Any
 
 import pytest
 import torch
+from multiproc import run_agents
+from test_algorithms_distributed import (
+    RING,
+    SWITCHING,
+    _load,
+    _stacked_gradients,
+    make_data,
+    make_model,
+)
 from torch import nn
 
 from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
 from cgatrain.algorithms.fedavg import chosen_clients, clients_per_round
 from cgatrain.comm import NeighborExchange
 from cgatrain.topology import build_topology
-from multiproc import run_agents
-from test_algorithms_distributed import RING, SWITCHING, _load, _stacked_gradients, make_data, make_model
 
 pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(180)]
 
