@@ -99,7 +99,7 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None) -> str:
     if isinstance(cfg.get("agents"), int) and cfg["agents"] >= 1:
         topology = attempt(build_topology, cfg["topology"], int(cfg["agents"]), int(cfg["seed"]))
         if topology is not None and algorithm is not None:
-            attempt(topology.validate, algorithm.mixing)
+            attempt(topology.validate, algorithm.required_mixing(cfg["algorithm"]))
             if algorithm.needs_undirected and topology.directed:
                 problems.append(f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected topology")
             description = topology.describe()

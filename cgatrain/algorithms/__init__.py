@@ -1,7 +1,8 @@
 """Algorithms, registered by name: importing this package registers every built-in one."""
 
-from cgatrain.algorithms import centralized, cga, dpmsgd, dpsgd, local, push_sum  # noqa: F401  (registration)
+from cgatrain.algorithms import centralized, cdmsgd, cga, dpmsgd, dpsgd, fedavg, local, push_sum  # noqa: F401  (registration)
 from cgatrain.algorithms.base import ALGORITHMS, AgentContext, Algorithm, get_algorithm, register, resolve_compressor
+from cgatrain.algorithms.momentum import Momentum
 from cgatrain.algorithms.objective import FlatModel, LocalObjective
 
-__all__ = ["ALGORITHMS", "AgentContext", "Algorithm", "FlatModel", "LocalObjective", "get_algorithm", "register", "resolve_compressor"]
+__all__ = ["ALGORITHMS", "AgentContext", "Algorithm", "FlatModel", "LocalObjective", "Momentum", "get_algorithm", "register", "resolve_compressor"]

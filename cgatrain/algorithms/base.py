@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from cgatrain.algorithms.momentum import Momentum
 from cgatrain.algorithms.objective import FlatModel, LocalObjective
 from cgatrain.comm import NeighborExchange
 from cgatrain.compression import Compressor, build_compressor
@@ -26,6 +27,9 @@ class AgentContext:
     topology: Topology
     exchange: NeighborExchange
     compressor: Mapping[str, Any] = field(default_factory=lambda: {"name": "identity"})
+    seed: int = 0  # the run's seed, shared by every agent (for draws all agents must agree on)
+    samples: int = 1  # size of this agent's training shard
+    steps_per_epoch: int = 1  # training steps in one epoch of the trainer
 
 
 class Algorithm(ABC):
@@ -47,6 +51,7 @@ class Algorithm(ABC):
         self.ctx = ctx
         self.hparams = {**self.hyperparameters, **{k: v for k, v in hparams.items() if k != "name"}}
         self.state: dict[str, torch.Tensor] = {}
+        self.momentum: Momentum | None = None
         # Bytes the rounds would have carried uncompressed; compressing algorithms add to it.
         self.dense_bytes_sent = 0
 
@@ -60,15 +65,27 @@ class Algorithm(ABC):
         if not 0.0 <= float(momentum) < 1.0:
             raise ValueError(f"algorithm.momentum must lie in [0, 1), got {momentum}")
 
+    @classmethod
+    def required_mixing(cls, hparams: Mapping[str, Any]) -> str:
+        """The stochasticity the mixing matrices must have with these options (default: `mixing`)."""
+        return cls.mixing
+
     def setup(self) -> None:
         """Called once after the process group is up, before the first step."""
         if "momentum" in self.hyperparameters:
-            self.state["velocity"] = torch.zeros_like(self.ctx.model.params)
+            self.momentum = self.build_momentum()
+
+    def build_momentum(self) -> Momentum:
+        """The algorithm's momentum: heavy-ball with the velocity buffer unless a subclass says otherwise."""
+        return Momentum(float(self.hparams["momentum"]))
 
     def heavy_ball(self, direction: torch.Tensor, lr: float) -> torch.Tensor:
-        """v <- beta v - lr * direction, the momentum term every momentum method here shares."""
-        velocity = self.state["velocity"]
-        return velocity.mul_(float(self.hparams["momentum"])).add_(direction, alpha=-lr)
+        """v <- beta v - lr * direction in the shared momentum buffer; returns v."""
+        return self.momentum.velocity(direction, lr)
+
+    def evaluated_params(self) -> torch.Tensor | None:
+        """The parameters this agent's metrics should score, when they are not its working model (FedAvg)."""
+        return None
 
     @abstractmethod
     def step(self, lr: float, step: int, epoch: int) -> float:
@@ -115,6 +132,8 @@ class Algorithm(ABC):
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Tensors needed to resume (momentum buffers, error memories, push-sum weights, compressor RNG)."""
         state = {key: value for key, value in self.state.items() if not key.startswith("_")}
+        if self.momentum is not None:
+            state.update(self.momentum.state_dict())
         compressor = getattr(self, "compressor", None)
         if compressor is not None:
             state.update({f"compressor_rng:{device}": rng for device, rng in compressor.rng_state().items()})
@@ -126,9 +145,13 @@ class Algorithm(ABC):
         compressor = getattr(self, "compressor", None)
         if rng and compressor is not None:
             compressor.load_rng_state(rng)
+        if self.momentum is not None:
+            self.momentum.load_state_dict(state, self.ctx.model.params.device)
         for key, value in state.items():
             if key == "dense_bytes_sent":
                 self.dense_bytes_sent = int(value)
+            elif key == Momentum.state_key and self.momentum is not None:
+                continue
             elif not key.startswith("compressor_rng:"):
                 self.state[key] = value.to(self.ctx.model.params.device)
 

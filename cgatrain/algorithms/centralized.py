@@ -25,5 +25,5 @@ class Centralized(Algorithm):
         ctx = self.ctx
         loss = ctx.objective.self_gradient()
         ctx.exchange.all_reduce_mean("grad_allreduce", ctx.model.grad)
-        ctx.model.params.add_(self.heavy_ball(ctx.model.grad, lr))
+        self.momentum.apply(ctx.model.params, ctx.model.grad, lr)
         return loss

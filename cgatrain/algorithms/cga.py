@@ -9,6 +9,7 @@ import torch
 
 from cgatrain.algorithms.base import Algorithm, register
 from cgatrain.algorithms.cross_grad import MODES, CrossGradients
+from cgatrain.algorithms.momentum import Momentum
 from cgatrain.algorithms.qp import project_gradient, project_per_tensor
 from cgatrain.compression import ErrorFeedback
 
@@ -138,16 +139,14 @@ class CGA(Algorithm):
         self.shift_total += float((direction - own).norm())
         return direction
 
+    def build_momentum(self) -> Momentum:
+        # heavy_ball, Algorithm 1: v = beta v - alpha g_tilde ; x = w + v.
+        # nesterov, the authors' code: m = beta m + g_tilde ; x = w - alpha (g_tilde + beta m).
+        nesterov = self.hparams["momentum_form"] == "nesterov"
+        return Momentum(float(self.hparams["momentum"]), nesterov=nesterov, buffer="gradient" if nesterov else "velocity")
+
     def _update(self, mixed: torch.Tensor, direction: torch.Tensor, lr: float) -> None:
-        params = self.ctx.model.params
-        if self.hparams["momentum_form"] == "heavy_ball":
-            # Algorithm 1: v_j = beta v_j - alpha g_tilde ; x_j = w_j + v_j.
-            torch.add(mixed, self.heavy_ball(direction, lr), out=params)
-            return
-        # The authors' code: m = beta m + g_tilde ; x = sum_l pi_jl x_l - alpha (g_tilde + beta m).
-        beta, velocity = float(self.hparams["momentum"]), self.state["velocity"]
-        velocity.mul_(beta).add_(direction)
-        torch.add(mixed, direction.add(velocity, alpha=beta), alpha=-lr, out=params)
+        self.momentum.apply(mixed, direction, lr, out=self.ctx.model.params)
 
     def epoch_metrics(self) -> dict[str, float]:
         """Share of steps whose projection moved the gradient, and the mean ||g_tilde - g||."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from cgatrain.algorithms.base import Algorithm, register
 
 
@@ -21,5 +19,5 @@ class DPMSGD(Algorithm):
         loss, received = self.gradient_while_gossiping(step, epoch)
         mixed = self.mix(received, step, epoch)
         # CGA paper, Algorithm 1: v_j = beta v_j - alpha g_j ; x_j = w_j + v_j.
-        torch.add(mixed, self.heavy_ball(ctx.model.grad, lr), out=ctx.model.params)
+        self.momentum.apply(mixed, ctx.model.grad, lr, out=ctx.model.params)
         return loss

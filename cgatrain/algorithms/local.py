@@ -1,21 +1,61 @@
-"""Local SGD with no communication at all: the lower baseline."""
+"""Local SGD: each agent steps alone on its shard, optionally averaging every H steps."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 from cgatrain.algorithms.base import Algorithm, register
+
+AVERAGE_WITH = ("allreduce", "gossip")
 
 
 @register
 class LocalSGD(Algorithm):
-    """v = beta v - alpha g ; x = x + v, each agent alone on its own shard."""
+    """v = beta v - alpha g ; x = x + v on each agent's own shard.
+
+    With `average_every` H (the NGO paper's local SGD baseline, section 5.4; Stich 2018), after
+    every H-th step the agents average their models: exactly, x_j <- 1/n sum_l x_l (`allreduce`),
+    or by one gossip step with the topology's weights, x_j <- sum_l pi_jl x_l (`gossip`; H = 1 is
+    gossip SGD). Momentum buffers stay local. Without H there is no communication at all (the
+    lower baseline).
+    """
 
     name = "local"
-    rounds = ()
+    rounds = ("average",)
     mixing = "none"
-    hyperparameters = {"momentum": 0.9}
+    hyperparameters: ClassVar[dict[str, Any]] = {"momentum": 0.9, "average_every": None, "average_with": "allreduce"}
+
+    @classmethod
+    def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
+        super().check_hyperparameters(hparams)
+        merged = {**cls.hyperparameters, **hparams}
+        every = merged["average_every"]
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ValueError(f"algorithm.average_every must be null (never average) or an integer >= 1, got {every!r}")
+        if merged["average_with"] not in AVERAGE_WITH:
+            raise ValueError(f"algorithm.average_with must be one of {AVERAGE_WITH}, not {merged['average_with']!r}")
+
+    @classmethod
+    def required_mixing(cls, hparams: Mapping[str, Any]) -> str:
+        merged = {**cls.hyperparameters, **hparams}
+        # Gossip averaging must keep the mean of the models, as D-PSGD's does.
+        return "doubly" if merged["average_every"] is not None and merged["average_with"] == "gossip" else "none"
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         ctx = self.ctx
         loss = ctx.objective.self_gradient()
-        ctx.model.params.add_(self.heavy_ball(ctx.model.grad, lr))
+        self.momentum.apply(ctx.model.params, ctx.model.grad, lr)
+        every = self.hparams["average_every"]
+        if every is not None and (step + 1) % int(every) == 0:
+            self._average(step, epoch)
         return loss
+
+    def _average(self, step: int, epoch: int) -> None:
+        params = self.ctx.model.params
+        if self.hparams["average_with"] == "allreduce":
+            self.ctx.exchange.all_reduce_mean("average", params)
+            return
+        in_neighbors, out_neighbors = self.neighbors(step, epoch)
+        received = self.ctx.exchange.gossip("average", params, out_neighbors, in_neighbors)
+        params.copy_(self.mix(received, step, epoch))

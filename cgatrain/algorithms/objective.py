@@ -75,3 +75,10 @@ class LocalObjective:
         if self.weight_decay:
             model.grad.add_(model.params, alpha=self.weight_decay)
         return float(loss.detach())
+
+    @torch.no_grad()
+    def loss(self) -> float:
+        """Loss at the agent's own parameters on the current minibatch, without a gradient."""
+        if self.inputs is None or self.targets is None:
+            raise RuntimeError("set_batch must be called before loss")
+        return float(self.loss_fn(self.flat_model.module(self.inputs), self.targets))

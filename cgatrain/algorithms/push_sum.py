@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from cgatrain.algorithms.base import Algorithm, register
+from cgatrain.algorithms.momentum import Momentum
 
 
 class PushSum(Algorithm):
@@ -53,18 +54,14 @@ class SGP(PushSum):
     rounds = ("push",)
     hyperparameters = {"momentum": 0.9, "nesterov": True}
 
+    def build_momentum(self) -> Momentum:
+        return Momentum(float(self.hparams["momentum"]), nesterov=bool(self.hparams["nesterov"]), buffer="gradient")
+
     def step(self, lr: float, step: int, epoch: int) -> float:
         ctx = self.ctx
         loss = ctx.objective.self_gradient()
-        numerator, gradient = self.state["numerator"], ctx.model.grad
-        beta = float(self.hparams["momentum"])
-        if beta:
-            velocity = self.state["velocity"]
-            velocity.mul_(beta).add_(gradient)
-            direction = gradient.add(velocity, alpha=beta) if self.hparams["nesterov"] else velocity
-        else:
-            direction = gradient
-        numerator.add_(direction, alpha=-lr)
+        numerator = self.state["numerator"]
+        self.momentum.apply(numerator, ctx.model.grad, lr)
         self.push("push", numerator, step, epoch)
         self.debias()
         return loss
@@ -99,8 +96,7 @@ class SparsePush(PushSum):
         ctx = self.ctx
         loss = ctx.objective.self_gradient()
         x_hat = self.state["numerator"]
-        direction = self.heavy_ball(ctx.model.grad, lr) if float(self.hparams["momentum"]) else ctx.model.grad.mul(-lr)
-        x_hat.add_(direction)
+        self.momentum.apply(x_hat, ctx.model.grad, lr)
         self.compressed_gossip(x_hat, step, epoch)
         self.debias()
         return loss

@@ -148,6 +148,23 @@ class NeighborExchange:
         stats.bytes_received += moved
         stats.seconds += time.perf_counter() - started
 
+    def all_reduce_sum(self, name: str, tensor: torch.Tensor, bytes_sent: int, bytes_received: int) -> None:
+        """Sum `tensor` over all agents in place, counting the bytes the caller's protocol moves.
+
+        For a role played over the all-reduce, e.g. FedAvg's server: a client counts its upload
+        and its download, not the all-reduce's own traffic.
+        """
+        started = time.perf_counter()
+        stats = self.stats.setdefault(name, RoundStats())
+        try:
+            dist.all_reduce(tensor)
+        except RuntimeError as error:
+            raise PeerError(f"agent {self.rank}: all-reduce round {name!r} failed: {error}") from error
+        stats.calls += 1
+        stats.bytes_sent += int(bytes_sent)
+        stats.bytes_received += int(bytes_received)
+        stats.seconds += time.perf_counter() - started
+
     def warm_up(self, peers: Iterable[int]) -> None:
         """Exchange one element with each peer so NCCL builds its p2p communicators now (pytorch#108378)."""
         peer_list = sorted(set(peers) - {self.rank})

@@ -51,7 +51,9 @@ class Trainer:
         self.exchange = NeighborExchange(rank, world_size, device)
         algorithm_class = get_algorithm(cfg["algorithm"]["name"])
         compressor = resolve_compressor(cfg.get("compressor"), algorithm_class)
-        context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange, compressor)
+        context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange, compressor,
+                               seed=int(cfg["seed"]), samples=len(shards[rank]), steps_per_epoch=self.steps)
+        self.train_shard = torch.as_tensor(shards[rank], dtype=torch.long, device=device)
         self.algorithm = algorithm_class(context, cfg["algorithm"])
         self.reporter = Reporter(run_dir, rank == 0, cfg, bool(train_cfg.get("progress_bar", True)))
         self.history: list[dict[str, Any]] = []
@@ -131,12 +133,24 @@ class Trainer:
                 window_loss, window_steps = 0.0, 0
         if epoch == epochs - 1:
             self.algorithm.finish((epoch + 1) * self.steps, epoch)
+        working = self._swap_in_evaluated_params()
         record = self._epoch_metrics(epoch, lr, epoch_loss / self.steps, time.perf_counter() - epoch_started)
+        if working is not None:
+            self.model.params.copy_(working)
         record.update(self._algorithm_metrics())
         record["comm_seconds_per_step"] = (self.exchange.total_seconds() - comm_before) / self.steps
         record["compute_seconds_per_step"] = (self.compute_seconds - compute_before) / self.steps
         self.history.append(record)
         self.reporter.end_epoch(record, header=len(self.history) == 1 or epoch == self.start_epoch)
+
+    def _swap_in_evaluated_params(self) -> torch.Tensor | None:
+        """Put the model the algorithm wants scored (FedAvg: the global model) in place; return the working one."""
+        evaluated = self.algorithm.evaluated_params()
+        if evaluated is None:
+            return None
+        working = self.model.params.clone()
+        self.model.params.copy_(evaluated)
+        return working
 
     def _check_finite(self, window_loss: float, window_steps: int) -> float:
         """Agree with every agent on the mean recent loss; raise Diverged if any is not finite."""
@@ -154,6 +168,8 @@ class Trainer:
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": float(table[:, 0].mean())}
         if self.rank == 0:
             record.update(self._consensus_scores(average))
+        if self.cfg["train"].get("eval_train", False):
+            record.update(self._train_scores(average))
         record.update(
             agent_test_loss_mean=float(table[:, 1].mean()),
             agent_test_accuracy_min=float(table[:, 2].min()),
@@ -172,6 +188,19 @@ class Trainer:
         keys = sorted(own)
         table = metrics.gather_rows([own[key] for key in keys], self.rank, self.world_size, self.device) if keys else None
         return {key: float(table[:, column].mean()) for column, key in enumerate(keys)} if keys else {}
+
+    def _train_scores(self, average: torch.Tensor) -> dict[str, float]:
+        """Training-set accuracy, for the generalization gap: each agent's model on its own shard and on
+        the whole training set (mean over agents), and the averaged model on the whole training set."""
+        shard_x, shard_y = self.train_x[self.train_shard], self.train_y[self.train_shard]
+        scored = [metrics.evaluate(self.model.module, x, y, self.loss, self.classification)[1] for x, y in ((shard_x, shard_y), (self.train_x, self.train_y))]
+        own = self.model.params.clone()
+        self.model.params.copy_(average)
+        scored.append(metrics.evaluate(self.model.module, self.train_x, self.train_y, self.loss, self.classification)[1])
+        self.model.params.copy_(own)
+        table = metrics.gather_rows(scored, self.rank, self.world_size, self.device)
+        return {"agent_shard_train_accuracy_mean": float(table[:, 0].mean()), "agent_train_accuracy_mean": float(table[:, 1].mean()),
+                "consensus_train_accuracy": float(table[0, 2])}
 
     def _consensus_scores(self, average: torch.Tensor) -> dict[str, float]:
         """Test loss and accuracy of the average of all agents' models (rank 0 only)."""

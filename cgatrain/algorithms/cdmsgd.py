@@ -1,0 +1,44 @@
+"""CDMSGD: CDSGD with momentum (Jiang et al., NeurIPS 2017, section 4 and its supplement).
+
+The paper puts the momentum variants in a supplement we do not have and says its experiments use
+Nesterov momentum; the update below is the authors' public code's (velocity buffer, learning rate
+inside it). `nesterov=false` gives the Polyak (heavy-ball) form, which is the CGA paper's DPMSGD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from cgatrain.algorithms.base import Algorithm, register
+from cgatrain.algorithms.momentum import Momentum
+
+
+@register
+class CDMSGD(Algorithm):
+    """Per step, agent j (one gossip round, overlapped with the gradient at x_j):
+
+    Nesterov (default): v_j <- mu v_j - alpha g_j(x_j) ; x_j <- sum_l pi_jl x_l + mu v_j - alpha g_j(x_j)
+    Polyak:             v_j <- mu v_j - alpha g_j(x_j) ; x_j <- sum_l pi_jl x_l + v_j
+    """
+
+    name = "cdmsgd"
+    rounds = ("model",)
+    mixing = "doubly"
+    hyperparameters: ClassVar[dict[str, Any]] = {"momentum": 0.9, "nesterov": True}
+
+    @classmethod
+    def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
+        super().check_hyperparameters(hparams)
+        if not isinstance(hparams.get("nesterov", True), bool):
+            raise TypeError(f"algorithm.nesterov must be true or false, got {hparams['nesterov']!r}")
+
+    def build_momentum(self) -> Momentum:
+        return Momentum(float(self.hparams["momentum"]), nesterov=bool(self.hparams["nesterov"]), buffer="velocity")
+
+    def step(self, lr: float, step: int, epoch: int) -> float:
+        ctx = self.ctx
+        loss, received = self.gradient_while_gossiping(step, epoch)
+        mixed = self.mix(received, step, epoch)
+        self.momentum.apply(mixed, ctx.model.grad, lr, out=ctx.model.params)
+        return loss

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The CDSGD paper's section 5 (Jiang et al., NeurIPS 2017) at our scale, as Hydra multirun sweeps.
+#   bash docs/reproduce_cdsgd.sh [OUT_DIR] [digits|scaling|mnist|all]
+# Then: python docs/cdsgd_table.py OUT_DIR --out-dir docs/results/cdsgd  (markdown tables and PNGs)
+#
+# Every run: a fixed step size (the paper's "fixed step size"; 0.1 here, see docs/cdsgd.md),
+# batch 32, uniform weights on the complete graph, training accuracy scored each epoch
+# (train.eval_train) for the generalization gap. SEEDS (default 0,1) and EPOCHS (default 20;
+# MNIST_EPOCHS default 10) override the budget.
+set -euo pipefail
+out="${1:-sweeps/cdsgd}"
+which="${2:-all}"
+seeds="${SEEDS:-0,1}"
+epochs="${EPOCHS:-20}"
+common=(optim.lr=0.1 optim.schedule.name=constant train.batch_size=32 train.eval_train=true
+        checkpoint.enabled=false train.progress_bar=false topology=complete "seed=$seeds")
+
+section_5_1() {  # data, epochs, extra overrides...
+  local data="$1" n_epochs="$2"; shift 2
+  local where="$out/5.1/$data"
+  # Fig. 1(a): CDSGD against centralized SGD; Fig. 1(b): CDMSGD (Nesterov, mu 0.9) against FedAvg (E = 1, C = 1).
+  cgatrain -m algorithm=cdsgd,cdmsgd,fedavg agents=5 partition=iid,class "train.epochs=$n_epochs" "$@" \
+    "${common[@]}" "hydra.sweep.dir=$where/decentralized"
+  # Centralized SGD as the paper runs it: one model on all the data (5x the steps per epoch of an agent).
+  cgatrain -m algorithm=local algorithm.momentum=0 agents=1 partition=iid "train.epochs=$n_epochs" "$@" \
+    "${common[@]}" "hydra.sweep.dir=$where/sgd_one_model"
+  # And as cgatrain's all-reduce baseline: the mean of 5 agents' gradients, as many steps as an agent.
+  cgatrain -m algorithm=centralized algorithm.momentum=0 agents=5 partition=iid,class "train.epochs=$n_epochs" "$@" \
+    "${common[@]}" "hydra.sweep.dir=$where/allreduce"
+}
+
+if [ "$which" = digits ] || [ "$which" = all ]; then
+  section_5_1 digits "$epochs" data=digits
+fi
+if [ "$which" = scaling ] || [ "$which" = all ]; then
+  # Fig. 2(a): CDMSGD on 2, 8 and 16 agents (5 agents: section 5.1's runs), IID digits.
+  cgatrain -m algorithm=cdmsgd agents=2,8,16 partition=iid data=digits "train.epochs=$epochs" \
+    "${common[@]}" "hydra.sweep.dir=$out/5.2/digits"
+fi
+if [ "$which" = mnist ] || [ "$which" = all ]; then
+  # The MNIST split (../shared/data/mnist-t10k: 8000 train / 2000 test images).
+  section_5_1 mnist_idx "${MNIST_EPOCHS:-10}" data=mnist_idx "data.path=${MNIST_PATH:-../shared/data/mnist-t10k}"
+fi
