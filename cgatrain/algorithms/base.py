@@ -60,6 +60,10 @@ class Algorithm(ABC):
         if not 0.0 <= float(momentum) < 1.0:
             raise ValueError(f"algorithm.momentum must lie in [0, 1), got {momentum}")
 
+    @classmethod
+    def check_topology(cls, topology: Topology, hparams: Mapping[str, Any]) -> None:
+        """Reject a topology this algorithm cannot run on (beyond `mixing`), before any process starts."""
+
     def setup(self) -> None:
         """Called once after the process group is up, before the first step."""
         if "momentum" in self.hyperparameters:

@@ -92,6 +92,15 @@ def random_matching(adjacency: np.ndarray, seed: int, step: int) -> np.ndarray:
     return partner
 
 
+def is_matching(partner: np.ndarray, adjacency: np.ndarray) -> bool:
+    """True if partner pairs agents along edges of the graph, symmetrically, with nobody in two pairs."""
+    A = np.asarray(adjacency, dtype=bool)
+    for i, j in enumerate(np.asarray(partner).tolist()):
+        if j >= 0 and (j == i or partner[j] != i or not (A[i, j] or A[j, i])):
+            return False
+    return True
+
+
 class RandomMatchings(PerStepFamily):
     """A random maximal matching of a base graph (which may itself change per step) at every step."""
 
