@@ -119,15 +119,16 @@ def sync_curve(job: cga_table.Job) -> tuple[list[float], list[float]]:
 
 
 def figure3(jobs: list[cga_table.Job], out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for job in sorted((j for j in jobs if j.agents == 10), key=lambda j: float(algo(j)["p"])):
-        steps, values = sync_curve(job)
-        p = float(algo(job)["p"])
-        ax.semilogy(steps, values, label=f"p = {p:g} ({'sub' if p < 1 else 'super' if p > 1 else ''}linear)")
-    ax.set_xlabel("step (lr = 0: gossip only)")
-    ax.set_ylabel("synchronization index 1/n Σ‖x_i − x̄‖²")
-    ax.set_title("NGO fig. 3 at our scale: 10 agents, ring, γ = 0.1")
-    ax.legend()
+    runs = [j for j in jobs if j.agents == 10]
+    gammas = sorted({float(algo(j)["gamma"]) for j in runs}, reverse=True)
+    fig, axes = plt.subplots(1, max(len(gammas), 1), figsize=(5.2 * max(len(gammas), 1), 3.8), squeeze=False)
+    for ax, gamma in zip(axes[0], gammas):
+        for job in sorted((j for j in runs if float(algo(j)["gamma"]) == gamma), key=lambda j: float(algo(j)["p"])):
+            p = float(algo(job)["p"])
+            ax.semilogy(*sync_curve(job), label=f"p = {p:g} ({'sub' if p < 1 else 'super' if p > 1 else ''}linear)")
+        ax.set(xlabel="step (lr = 0: gossip only)", title=f"10 agents, ring, γ = {gamma:g}")
+        ax.legend()
+    axes[0][0].set_ylabel("synchronization index 1/n Σ‖x_i − x̄‖²")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

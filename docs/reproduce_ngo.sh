@@ -21,7 +21,7 @@ random=(topology=random topology.weights=binary topology.edge_prob=0.5)
 
 if [ "$which" = fig3 ] || [ "$which" = all ]; then
   # Consensus alone: lr 0, 10 agents with different initial linear models, 500 steps on the ring.
-  cgatrain -m algorithm=ngo algorithm.p=0.5,1,2 algorithm.gamma=0.1 agents=10 model=linear same_init=false \
+  cgatrain -m algorithm=ngo algorithm.p=0.5,1,2 algorithm.gamma=0.1,0.01 agents=10 model=linear same_init=false \
     optim.lr=0 optim.schedule.name=constant partition=iid train.epochs=1 train.steps_per_epoch=500 \
     train.consensus_every=1 checkpoint.enabled=false train.progress_bar=false topology=ring seed=0 \
     "hydra.sweep.dir=$out/fig3"
@@ -36,7 +36,8 @@ if [ "$which" = table1 ] || [ "$which" = all ]; then
 fi
 if [ "$which" = delay ] || [ "$which" = all ]; then
   # eq. 9: both ends' states from tau steps earlier; rounds stay in flight for tau steps.
-  cgatrain -m algorithm=ngo algorithm.delay=2,5 algorithm.p=1,0.75 algorithm.gamma=$fixed_gammas topology=ring \
+  # gamma 1.0 is refused with a delay (gamma * lambda_max(L) must stay below 2 sin(pi / (2 (2 tau + 1)))).
+  cgatrain -m algorithm=ngo algorithm.delay=2,5 algorithm.p=1,0.75 algorithm.gamma=0.05,0.2 topology=ring \
     partition=iid,class "${common[@]}" "hydra.sweep.dir=$out/delay"
 fi
 if [ "$which" = fig6 ] || [ "$which" = all ]; then

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cgatrain.algorithms.ngo import NGO, max_weighted_degree, phi
+from cgatrain.algorithms.ngo import NGO, delayed_gain_limit, laplacian_radius, max_weighted_degree, phi
 from cgatrain.config import ConfigError, validate
 from cgatrain.topology import build_topology
 from cgatrain.topology.graphs import one_peer_exponential_graph, random_graph
@@ -62,6 +62,21 @@ def test_phi_and_weighted_degree() -> None:
     torch.testing.assert_close(phi(z.clone(), 2.0), z ** 3)
     assert phi(z, 1.0) is z
     assert max_weighted_degree(build_topology(RING, 5).mixing_matrix()) == pytest.approx(2 / 3)
+    assert laplacian_radius(np.ones((4, 4))) == pytest.approx(4.0)  # 0/1 weights on K4: lambda_n = n
+    assert delayed_gain_limit(0) == pytest.approx(2.0) and delayed_gain_limit(1) == pytest.approx(1.0)
+
+
+def test_delay_bound_is_where_linear_delayed_consensus_turns_unstable() -> None:
+    """x(t+1) = x(t) - gamma L x(t - tau) on the ring: contracts just below the bound, grows just above it."""
+    topology = build_topology(RING, 5)
+    L = np.eye(5) - topology.mixing_matrix()
+    limit = delayed_gain_limit(2) / laplacian_radius(topology.mixing_matrix())
+    for gamma, grows in ((0.97 * limit, False), (1.03 * limit, True)):
+        history = [np.random.default_rng(0).standard_normal(5)] * 3
+        for _ in range(3000):
+            history.append(history[-1] - gamma * L @ history[-3])
+        spread = np.ptp(history[-1])
+        assert (spread > np.ptp(history[0])) == grows, f"gamma={gamma:.4f}: spread {spread:.3g}"
 
 
 def test_gamma_bound_uses_the_densest_graph_a_random_family_can_draw() -> None:
@@ -79,6 +94,7 @@ def test_gamma_bound_uses_the_densest_graph_a_random_family_can_draw() -> None:
     (["algorithm=ngo", "algorithm.gamma=1.5"], "algorithm.gamma=1.5 is too large"),
     (["algorithm=ngo", "topology=complete", "topology.weights=binary", "algorithm.gamma=0.3"], "algorithm.gamma=0.3 is too large"),
     (["algorithm=ngo", "topology=directed_ring"], "needs an undirected topology"),
+    (["algorithm=ngo", "algorithm.gamma=0.6", "algorithm.delay=2"], "algorithm.gamma=0.6 is too large for algorithm.delay=2"),
     (["algorithm=swarmsgd", "agents=1"], "has no edges"),
     (["algorithm=swarmsgd", "algorithm.local_steps=0"], "algorithm.local_steps"),
     (["train.consensus_every=0"], "train.consensus_every"),
@@ -90,7 +106,7 @@ def test_bad_ngo_and_swarmsgd_configs_are_refused(overrides: list[str], message:
 
 
 def test_ngo_and_swarmsgd_configs_are_valid() -> None:
-    validate(composed("algorithm=ngo", "topology=random", "topology.weights=binary", "algorithm.gamma=0.2", "agents=5",
+    validate(composed("algorithm=ngo", "topology=random", "topology.weights=binary", "algorithm.gamma=0.1", "agents=5",
                       "algorithm.delay=2", "train.consensus_every=5"))
     validate(composed("algorithm=ngo", "topology=ring", "algorithm.p=1", "algorithm.diff_at=pre"))
     for graph in ("complete", "ring", "bipartite"):

@@ -15,6 +15,7 @@ including eq. 10's 0/1 weights (`topology.weights=binary`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +42,19 @@ def max_weighted_degree(W: np.ndarray) -> float:
     off_diagonal = np.asarray(W, dtype=np.float64).copy()
     np.fill_diagonal(off_diagonal, 0.0)
     return float(off_diagonal.sum(axis=1).max()) if len(W) else 0.0
+
+
+def laplacian_radius(W: np.ndarray) -> float:
+    """Largest eigenvalue modulus of the weighted Laplacian L = diag(sum_{j != i} W_ij) - W_offdiagonal."""
+    off_diagonal = np.asarray(W, dtype=np.float64).copy()
+    np.fill_diagonal(off_diagonal, 0.0)
+    laplacian = np.diag(off_diagonal.sum(axis=1)) - off_diagonal
+    return float(np.abs(np.linalg.eigvals(laplacian)).max()) if len(W) else 0.0
+
+
+def delayed_gain_limit(delay: int) -> float:
+    """x(t+1) = x(t) - a x(t - tau) is stable iff 0 < a < 2 sin(pi / (2 (2 tau + 1))) (Levin and May 1965)."""
+    return 2.0 * math.sin(math.pi / (2 * (2 * delay + 1)))
 
 
 @register
@@ -71,14 +85,27 @@ class NGO(Algorithm):
 
     @classmethod
     def check_topology(cls, topology: Topology, hparams: Mapping[str, Any]) -> None:
-        """Refuse a gamma for which linear coupling x + gamma sum_j W_ij (x_j - x_i) may be unstable."""
-        gamma = float({**cls.hyperparameters, **hparams}["gamma"])
-        degree = max(max_weighted_degree(W) for _, W in topology.worst_case_graphs())
+        """Refuse a gamma for which linear coupling x + gamma sum_j W_ij (x_j(t - tau) - x_i(t - tau)) may be unstable.
+
+        Checked on every sampled graph of the topology and, for per-step families, on the densest graph a step can draw.
+        """
+        merged = {**cls.hyperparameters, **hparams}
+        gamma, delay = float(merged["gamma"]), int(merged["delay"])
+        weights = [W for _, W in topology.worst_case_graphs()]
+        degree = max(max_weighted_degree(W) for W in weights)
         if degree > 0 and not gamma < 1.0 / degree:
             raise ValueError(
                 f"algorithm.gamma={gamma} is too large for these weights: linear coupling (I - gamma L) is a "
                 f"nonnegative averaging matrix, hence stable, only for 0 < gamma < 1/max_i sum_j W_ij = {1.0 / degree:.4g} "
                 "(the NGO paper's 0 < gamma < 1/max-degree for 0/1 weights, Theorem S3); lower algorithm.gamma")
+        radius = max(laplacian_radius(W) for W in weights)
+        limit = delayed_gain_limit(delay)
+        if delay > 0 and not gamma * radius < limit:
+            raise ValueError(
+                f"algorithm.gamma={gamma} is too large for algorithm.delay={delay}: linear coupling with states tau steps "
+                f"old is stable only for gamma * lambda_max(L) < 2 sin(pi / (2 (2 tau + 1))) = {limit:.4g}, i.e. "
+                f"gamma < {limit / radius:.4g} here (lambda_max(L) = {radius:.4g}; the discrete form of Theorem 3.5's "
+                "tau < pi / (2 lambda_n)); lower algorithm.gamma or algorithm.delay")
 
     def setup(self) -> None:
         super().setup()
