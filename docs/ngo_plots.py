@@ -66,25 +66,36 @@ def best(grouped: dict, cell: str, p: float, delay: int = 0) -> tuple[float, lis
 
 
 def table1(jobs: list[cga_table.Job], grouped: dict) -> tuple[str, list[dict[str, Any]]]:
-    lines = ["| Partition, topology | Centralized | Gossip (best γ) | NGO p=0.75 (best γ) | NGO − gossip (pp) | V gossip | V NGO |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    ps = sorted({p for (_, p, _, d) in grouped if p != 1.0 and d == 0}, reverse=True)
+    lines = ["| Partition, topology | Centralized | Gossip (best γ) | " + " | ".join(f"NGO p={p:g} (best γ)" for p in ps)
+             + " | V gossip | " + " | ".join(f"V NGO p={p:g}" for p in ps) + " |",
+             "|---|" + "---:|" * (3 + 2 * len(ps))]
     rows = []
     central = defaultdict(list)
     for job in jobs:
         if algo(job).get("name") == "centralized":
             central[job.group.split()[0]].append(job)
     for cell in CELLS:
-        linear, nonlinear = best(grouped, cell, 1.0), best(grouped, cell, 0.75)
-        if linear is None or nonlinear is None:
+        linear = best(grouped, cell, 1.0)
+        nonlinear = {p: best(grouped, cell, p) for p in ps}
+        if linear is None:
             continue
         c = stats(central[cell.split()[0]], "consensus_test_accuracy")
-        g, n = stats(linear[1], "consensus_test_accuracy"), stats(nonlinear[1], "consensus_test_accuracy")
-        vg, vn = stats(linear[1], "consensus_distance"), stats(nonlinear[1], "consensus_distance")
-        gain = (n["mean"] - g["mean"]) * 100 if n["mean"] is not None and g["mean"] is not None else None
-        lines.append(f"| {cell} | {fmt(c)} | {fmt(g)} (γ={linear[0]:g}) | {fmt(n)} (γ={nonlinear[0]:g}) | "
-                     f"{'' if gain is None else f'{gain:+.2f}'} | {fmt(vg, 1.0, 4)} | {fmt(vn, 1.0, 4)} |")
-        rows.append({"cell": cell, "centralized": c, "gossip": {"gamma": linear[0], "accuracy": g, "sync_index": vg},
-                     "ngo": {"gamma": nonlinear[0], "accuracy": n, "sync_index": vn}})
+        g, vg = stats(linear[1], "consensus_test_accuracy"), stats(linear[1], "consensus_distance")
+        row = {"cell": cell, "centralized": c, "gossip": {"gamma": linear[0], "accuracy": g, "sync_index": vg}}
+        accs, syncs = [], []
+        for p, chosen in nonlinear.items():
+            if chosen is None:
+                accs.append("–")
+                syncs.append("–")
+                continue
+            n, vn = stats(chosen[1], "consensus_test_accuracy"), stats(chosen[1], "consensus_distance")
+            accs.append(f"{fmt(n)} (γ={chosen[0]:g})")
+            syncs.append(fmt(vn, 1.0, 4))
+            row[f"ngo_p{p:g}"] = {"gamma": chosen[0], "accuracy": n, "sync_index": vn}
+        lines.append(f"| {cell} | {fmt(c)} | {fmt(g)} (γ={linear[0]:g}) | " + " | ".join(accs)
+                     + f" | {fmt(vg, 1.0, 4)} | " + " | ".join(syncs) + " |")
+        rows.append(row)
     every = ["", "Every γ (averaged-model accuracy %, mean ± std over seeds; V = final synchronization index):", "",
              "| Partition, topology | p | γ | accuracy | V |", "|---|---:|---:|---:|---:|"]
     for (cell, p, gamma, delay), group in sorted(grouped.items()):
@@ -141,7 +152,7 @@ def figure6(jobs: list[cga_table.Job], grouped: dict, out: Path) -> None:
         local = [j for j in jobs if algo(j).get("name") == "local" and algo(j).get("average_every") == h]
         if local:
             series.append((f"local SGD, H = {h}", local))
-    for p, name in ((1.0, "gossip SGD (H = 1)"), (0.75, "NGO p = 0.75")):
+    for p, name in ((1.0, "gossip SGD (H = 1)"), (0.75, "NGO p = 0.75"), (0.9, "NGO p = 0.9")):
         chosen = best(grouped, cell, p)
         if chosen:
             series.append((f"{name}, γ = {chosen[0]:g}", chosen[1]))
@@ -162,7 +173,7 @@ def figure6(jobs: list[cga_table.Job], grouped: dict, out: Path) -> None:
 def sync_panels(grouped: dict, out: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
     for ax, graph in zip(axes, ("ring", "random", "complete")):
-        for p, name in ((1.0, "gossip"), (0.75, "NGO p=0.75")):
+        for p, name in ((1.0, "gossip"), (0.75, "NGO p=0.75"), (0.9, "NGO p=0.9")):
             chosen = best(grouped, f"class {graph}", p)
             if chosen:
                 ax.semilogy(*sync_curve(min(chosen[1], key=lambda j: j.seed or 0)), label=f"{name}, γ={chosen[0]:g}")

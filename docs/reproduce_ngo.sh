@@ -27,9 +27,9 @@ if [ "$which" = fig3 ] || [ "$which" = all ]; then
     "hydra.sweep.dir=$out/fig3"
 fi
 if [ "$which" = table1 ] || [ "$which" = all ]; then
-  cgatrain -m algorithm=ngo algorithm.p=1,0.75 algorithm.gamma=$fixed_gammas topology=ring,complete \
+  cgatrain -m algorithm=ngo algorithm.p=1,0.75,0.9 algorithm.gamma=$fixed_gammas topology=ring,complete \
     partition=iid,class "${common[@]}" "hydra.sweep.dir=$out/table1/fixed"
-  cgatrain -m algorithm=ngo algorithm.p=1,0.75 algorithm.gamma=$random_gammas "${random[@]}" \
+  cgatrain -m algorithm=ngo algorithm.p=1,0.75,0.9 algorithm.gamma=$random_gammas "${random[@]}" \
     partition=iid,class "${common[@]}" "hydra.sweep.dir=$out/table1/random"
   cgatrain -m algorithm=centralized algorithm.momentum=0 partition=iid,class "${common[@]}" \
     "hydra.sweep.dir=$out/table1/centralized"

@@ -3,6 +3,7 @@ their invariants, their refusals, and bit-exact resume (delayed rounds in flight
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,17 @@ def test_resume_is_bit_exact(tmp_path: Path, name: str, hparams: dict, topology_
     resumed = run_agents(_agent, 3, tmp_path, name, hparams, topology_cfg, 7, 0.05, False, shards, 3)
     for rank, (a, b) in enumerate(zip(uninterrupted, resumed)):
         assert torch.equal(a["trajectory"], b["trajectory"]), f"{name} agent {rank} differs after resume"
+
+
+def test_synchronization_index_is_recorded_every_k_steps(tmp_path: Path) -> None:
+    """train.consensus_every=k writes [step, 1/n sum ||x_i - x_bar||^2] every k steps, step 0 included."""
+    from test_cli import TINY, cgatrain
+
+    result = cgatrain("algorithm=ngo", "agents=3", "train.epochs=2", "train.consensus_every=2", "algorithm.delay=1", "algorithm.p=1",
+                      "same_init=false", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    samples = [row["consensus_distance_by_step"] for row in rows]
+    assert [[step for step, _ in epoch] for epoch in samples] == [[0, 2, 4], [6, 8]]
+    assert samples[1][-1][1] == pytest.approx(rows[1]["consensus_distance"], rel=1e-9)  # step 8 ends epoch 2
+    assert samples[0][0][1] > samples[1][-1][1] > 0, "different initial models must draw together"

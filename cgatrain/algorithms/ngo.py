@@ -65,7 +65,7 @@ class NGO(Algorithm):
     rounds = ("ngo_state",)
     mixing = "none"  # NGO uses only W's off-diagonal entries; gamma's bound is checked instead
     needs_undirected = True
-    hyperparameters = {"p": 0.75, "gamma": 0.5, "gamma_schedule": "constant", "delay": 0, "diff_at": "half"}
+    hyperparameters = {"p": 0.75, "gamma": 0.2, "gamma_schedule": "constant", "delay": 0, "diff_at": "half"}
 
     @classmethod
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:

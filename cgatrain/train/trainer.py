@@ -103,6 +103,8 @@ class Trainer:
         epochs = int(self.cfg["train"]["epochs"])
         status = "completed"
         started = time.perf_counter()
+        if self.start_epoch == 0:
+            self.sync_index.after_step(0, self.model.params)  # the initial disagreement, step 0 of the curves
         for epoch in range(self.start_epoch, epochs):
             try:
                 self._train_epoch(epoch, epochs)
