@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so spawned workers find _harness too
 import _harness  # noqa: E402
@@ -50,8 +51,15 @@ class Run:
     bytes_sent: list[int] = field(default_factory=list)
 
 
-def build_run(name: str, rank: int, world_size: int, options: dict[str, Any], data: Any) -> Run:
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """'ngo:delay=2,p=1' -> ('ngo', {'delay': 2, 'p': 1}); a bare name has no options."""
+    name, _, options = spec.partition(":")
+    return name, {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in options.split(",") if item)}
+
+
+def build_run(spec: str, rank: int, world_size: int, options: dict[str, Any], data: Any) -> Run:
     """Model, objective, wire, graph and algorithm, as the Trainer builds them."""
+    name, hparams = parse_spec(spec)
     # Same seed on every agent and for every algorithm: identical initial models.
     torch.manual_seed(options["seed"])
     module = build_model(MODELS[options["model"]], data.input_shape, data.num_classes)
@@ -60,9 +68,9 @@ def build_run(name: str, rank: int, world_size: int, options: dict[str, Any], da
     topology = build_topology(TOPOLOGY, world_size, options["seed"])
     exchange = NeighborExchange(rank, world_size, torch.device("cpu"))
     context = AgentContext(rank, world_size, model, objective, topology, exchange)
-    algorithm = get_algorithm(name)(context, {"name": name})
+    algorithm = get_algorithm(name)(context, {"name": name, **hparams})
     algorithm.setup()
-    return Run(name, algorithm, objective, exchange)
+    return Run(spec, algorithm, objective, exchange)
 
 
 def one_step(run: Run, batch: tuple[torch.Tensor, torch.Tensor], record: bool) -> None:
@@ -105,6 +113,8 @@ def worker(rank: int, world_size: int, options: dict[str, Any]) -> dict[str, Any
             dist.barrier()
             for batch in chunk:
                 one_step(run, batch, record=True)
+    for run in runs:
+        run.algorithm.finish(run.step, 0)  # e.g. delayed NGO rounds still in flight
     mine = {run.name: {"wall": run.wall, "comm": run.comm, "bytes": run.bytes_sent} for run in runs}
     everyone = _harness.gather_to_all(mine, world_size)
     params = runs[0].algorithm.ctx.model.numel
@@ -147,7 +157,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
     parser.add_argument("--data", default="digits")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--algorithms", nargs="+", default=["local", "dpsgd", "centralized"])
+    parser.add_argument("--algorithms", nargs="+", default=["local", "dpsgd", "centralized"],
+                        help="names, optionally with options: ngo:delay=2,p=1")
     parser.add_argument("--steps", type=int, default=200, help="timed steps per algorithm")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps per algorithm")
     parser.add_argument("--blocks", type=int, default=10, help="alternating blocks the timed steps are split into")

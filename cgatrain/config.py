@@ -33,6 +33,8 @@ def _check_numbers(cfg: Mapping[str, Any]) -> None:
     _positive_int(cfg["train"]["batch_size"], "train.batch_size")
     if cfg["train"].get("steps_per_epoch") is not None:
         _positive_int(cfg["train"]["steps_per_epoch"], "train.steps_per_epoch")
+    if cfg["train"].get("consensus_every") is not None:
+        _positive_int(cfg["train"]["consensus_every"], "train.consensus_every")
     lr, weight_decay = float(cfg["optim"]["lr"]), float(cfg["optim"].get("weight_decay", 0.0))
     if not lr >= 0.0:
         raise ValueError(f"optim.lr must be >= 0, got {lr}")
@@ -100,6 +102,7 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None) -> str:
         topology = attempt(build_topology, cfg["topology"], int(cfg["agents"]), int(cfg["seed"]))
         if topology is not None and algorithm is not None:
             attempt(topology.validate, algorithm.required_mixing(cfg["algorithm"]))
+            attempt(algorithm.check_topology, topology, cfg["algorithm"])
             if algorithm.needs_undirected and topology.directed:
                 problems.append(f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected topology")
             description = topology.describe()

@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import yaml
 
-LABEL_ORDER = ["DPMSGD", "CGA (β=0.9)", "CGA (β=0.98)", "CGA authors' preset", "CompCGA (sign)", "Centralized"]
+LABEL_ORDER = ["DPMSGD", "SGP", "SwarmSGD", "CGA (β=0.9)", "CGA (β=0.98)", "CGA authors' preset", "CompCGA (sign)", "Centralized"]
 TOPOLOGY_ORDER = ["complete", "ring", "bipartite"]
 INCLUDED_STATUSES = ("completed", "diverged")
 
@@ -102,6 +102,8 @@ def algorithm_label(cfg: dict[str, Any]) -> str:
         return "DPMSGD"
     if name == "centralized":
         return "Centralized"
+    if name in ("sgp", "swarmsgd"):
+        return {"sgp": "SGP", "swarmsgd": "SwarmSGD"}[name]
     if name == "compcga":
         compressor = cfg.get("compressor", {}).get("name", "auto")
         return "CompCGA (sign)" if compressor in ("auto", "sign", "scaled_sign") else f"CompCGA ({compressor})"
@@ -150,6 +152,24 @@ def partition_label(cfg: dict[str, Any]) -> str:
     return name
 
 
+def ngo_label(cfg: dict[str, Any]) -> str:
+    """The ngo preset's label: 'Gossip (γ=…)' for p = 1, 'NGO (p=…, γ=…)', with τ when delayed; 'Local SGD (H=…)'."""
+    algo = cfg.get("algorithm", {})
+    name = algo.get("name", "?")
+    if name == "local" and algo.get("average_every"):
+        return f"Local SGD (H={algo['average_every']})"
+    if name != "ngo":
+        return algorithm_label(cfg)
+    p, gamma, delay = float(algo.get("p", 0.75)), float(algo.get("gamma", 0.5)), int(algo.get("delay", 0) or 0)
+    label = f"Gossip (γ={gamma:g}" if p == 1.0 else f"NGO (p={p:g}, γ={gamma:g}"
+    return label + (f", τ={delay})" if delay else ")")
+
+
+def ngo_group(cfg: dict[str, Any]) -> str:
+    """'IID ring', 'class random' ...: the NGO paper's table 1 cells."""
+    return f"{partition_label(cfg)} {cfg.get('topology', {}).get('graph', '?')}"
+
+
 def partition_key(value: str) -> tuple[int, float, str]:
     """IID first, then skew by increasing value, then anything else alphabetically."""
     if value == "IID":
@@ -192,6 +212,15 @@ PRESETS = {
         name="sparse_push", title="Sparse-Push reproduction", group_key="partition", group_header="Partition",
         label=sparse_push_label, group=partition_label, group_sort=partition_key,
         label_order=SP_LABEL_ORDER, metrics=SP_METRICS,
+    ),
+    "ngo": Preset(
+        name="ngo", title="NGO reproduction", group_key="cell", group_header="Partition, topology",
+        label=ngo_label, group=ngo_group, group_sort=lambda value: value, label_order=["Centralized"],
+        metrics=[("consensus_test_accuracy", "Averaged-model acc (%)", 100.0, 2),
+                 ("agent_test_accuracy_mean", "Agents' acc mean (%)", 100.0, 2),
+                 ("consensus_distance", "Sync. index V", 1.0, 4),
+                 ("final_train_loss", "Final train loss", 1.0, 4),
+                 ("mb_sent_per_agent", "MB sent / agent", 1.0, 2)],
     ),
 }
 
@@ -538,7 +567,7 @@ def write_plots(groups: dict[tuple[str, str, str], list[Job]], out_dir: Path, pr
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for (data, topology), labels in by_panel.items():
-        name = file_slug(topology) if preset.name == "sparse_push" else topology
+        name = file_slug(topology) if preset.name in ("sparse_push", "ngo") else topology
         path = out_dir / f"loss_{data}_{name}.png"
         plot_topology(data, topology, labels, path, preset)
         written.append(path)
@@ -555,7 +584,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cga",
                         help="cga: group by topology, CGA labels (default); sparse_push: group by partition, "
-                             "Sparse-Push / SCSP / SGP labels, bytes per step, compression factor, SCSP gains")
+                             "Sparse-Push / SCSP / SGP labels, bytes per step, compression factor, SCSP gains; "
+                             "ngo: group by partition and topology, gossip / NGO / local SGD labels, sync. index")
     return parser.parse_args(argv)
 
 

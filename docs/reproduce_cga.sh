@@ -14,6 +14,10 @@ if [ "$which" = digits ] || [ "$which" = all ]; then
     "${common[@]}" "hydra.sweep.dir=$out/digits/main"
   cgatrain -m algorithm=cga algorithm.momentum=0.98 topology=complete,ring,bipartite \
     "${common[@]}" "hydra.sweep.dir=$out/digits/cga_beta098"
+  # The rest of Table 3's columns: SGP on the undirected graphs with fixed weights and SwarmSGD with
+  # H = 1 (section 4 of the CGA paper), both with momentum 0.9 like every other method here.
+  cgatrain -m algorithm=sgp,swarmsgd algorithm.momentum=0.9 topology=complete,ring,bipartite \
+    "${common[@]}" "hydra.sweep.dir=$out/digits/sgp_swarmsgd"
 fi
 if [ "$which" = mnist ] || [ "$which" = all ]; then
   # MNIST test set split 8000/2000, agent r holds classes r and r+5 cut to 723 images each,

@@ -70,6 +70,10 @@ class Algorithm(ABC):
         """The stochasticity the mixing matrices must have with these options (default: `mixing`)."""
         return cls.mixing
 
+    @classmethod
+    def check_topology(cls, topology: Topology, hparams: Mapping[str, Any]) -> None:
+        """Reject a topology this algorithm cannot run on (beyond `mixing`), before any process starts."""
+
     def setup(self) -> None:
         """Called once after the process group is up, before the first step."""
         if "momentum" in self.hyperparameters:

@@ -11,7 +11,7 @@ import numpy as np
 
 from cgatrain.topology.graphs import TopologyError
 
-WEIGHT_KINDS: tuple[str, ...] = ("uniform", "metropolis_hastings")
+WEIGHT_KINDS: tuple[str, ...] = ("uniform", "metropolis_hastings", "binary")
 STOCHASTICITY_REQUIREMENTS: tuple[str, ...] = ("row", "column", "doubly", "none")
 
 
@@ -41,10 +41,17 @@ def metropolis_hastings_weights(A: np.ndarray, graph_name: str = "graph") -> np.
     return W
 
 
+def binary_weights(A: np.ndarray) -> np.ndarray:
+    """The NGO paper's eq. 10 weights: W[i, j] = 1 on every edge, 0 elsewhere (diagonal too); not stochastic."""
+    return np.asarray(A, dtype=bool).astype(np.float64)
+
+
 def mixing_weights(A: np.ndarray, kind: str, directed: bool, graph_name: str = "graph") -> np.ndarray:
-    """Dispatch on the weights kind ('uniform' or 'metropolis_hastings')."""
+    """Dispatch on the weights kind ('uniform', 'metropolis_hastings' or 'binary')."""
     if kind == "uniform":
         return uniform_weights(A, directed)
+    if kind == "binary":
+        return binary_weights(A)
     if kind == "metropolis_hastings":
         if directed:
             raise TopologyError(

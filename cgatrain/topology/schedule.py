@@ -10,18 +10,17 @@ import numpy as np
 
 from cgatrain.topology.graphs import (
     GRAPH_NAMES, GRAPH_PARAMS, TopologyError, build_static_adjacency, in_neighbors_of, is_connected,
-    is_strongly_connected, one_peer_exponential_graph, one_peer_exponential_period, one_peer_exponential_union,
-    out_neighbors_of, random_graph, reachable_from_zero,
+    is_strongly_connected, one_peer_exponential_union, out_neighbors_of, reachable_from_zero,
 )
 from cgatrain.topology.mixing import (
     STOCHASTICITY_REQUIREMENTS, WEIGHT_KINDS, check_weights, consensus_rate, is_column_stochastic,
     is_row_stochastic, mixing_weights, spectral_gap, stochasticity_label,
 )
+from cgatrain.topology.per_step import OnePeerExponential, PerStepFamily, RandomGraphs
 
 COMMON_SPEC_KEYS = frozenset({"graph", "weights", "name"})
 SCHEDULE_KEYS = frozenset({"schedule", "switch_every", "switch_unit", "weights", "name"})
 SWITCH_UNITS = ("step", "epoch")
-RANDOM_SAMPLE_STEPS = 20  # how many per-step random graphs validate() and describe() inspect
 EXPLICIT_WEIGHTS = "explicit"
 
 
@@ -46,18 +45,13 @@ class _GraphEntry:
     directed: bool
     static_adjacency: np.ndarray | None  # None for the per-step graphs (random, one_peer_exponential)
     static_mixing: np.ndarray | None = None
+    family: PerStepFamily | None = None  # the per-step graphs' family (topology/per_step.py)
     _last_step: tuple[int, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-
-    def _graph_at(self, step: int, seed: int) -> np.ndarray:
-        """Adjacency of a per-step graph at ``step`` (identical on every agent)."""
-        if self.kind == "one_peer_exponential":
-            return one_peer_exponential_graph(self.num_agents, step)
-        return random_graph(self.num_agents, self.params["edge_prob"], seed, step, self.directed)
 
     def _per_step_at(self, step: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-step graph and its weights for ``step``; the last one is cached."""
         if self._last_step is None or self._last_step[0] != step:
-            A = self._graph_at(step, seed)
+            A = self.family.adjacency_at(step, seed)
             self._last_step = (step, A, mixing_weights(A, self.weights_kind, self.directed, self.label))
         return self._last_step[1], self._last_step[2]
 
@@ -73,14 +67,16 @@ class _GraphEntry:
 
     def sample_steps(self) -> list[int]:
         """Steps worth checking: one for a static graph, one period of the one-peer graph, a sample of a random one."""
-        if self.static_adjacency is not None:
-            return [0]
-        if self.kind == "one_peer_exponential":
-            return list(range(one_peer_exponential_period(self.num_agents)))  # the graph repeats after that
-        return list(range(RANDOM_SAMPLE_STEPS))
+        return [0] if self.family is None else self.family.sample_steps()
+
+    def densest(self) -> np.ndarray:
+        """A graph holding every edge this entry can ever use."""
+        return self.static_adjacency if self.family is None else self.family.densest()
 
     def stochasticity_hint(self, A: np.ndarray) -> str:
         """Suggest a fix when this entry's weights lack the required stochasticity."""
+        if self.weights_kind == "binary":
+            return "weights=binary (the NGO paper's 0/1 weights, eq. 10) are not stochastic; they serve algorithm=ngo"
         if self.weights_kind == EXPLICIT_WEIGHTS:
             return "fix the explicit custom 'weights' so the required rows/columns sum to 1"
         if self.weights_kind == "uniform" and self.directed:
@@ -128,7 +124,8 @@ def _parse_entry(spec: Any, num_agents: int, default_weights: Any, label: str) -
             raise TopologyError(f"graph '{name}' is directed: metropolis_hastings weights need an undirected "
                                 "graph; use weights=uniform (column-stochastic push-sum weights)")
         params = {"edge_prob": float(edge_prob), "directed": directed}
-        return _GraphEntry(kind, name, num_agents, params, weights, directed, None)
+        family = RandomGraphs(num_agents, float(edge_prob), directed)
+        return _GraphEntry(kind, name, num_agents, params, weights, directed, None, family=family)
     if kind == "one_peer_exponential":
         if weights == "metropolis_hastings":
             raise TopologyError(f"graph '{name}' is directed: metropolis_hastings weights need an undirected "
@@ -138,7 +135,7 @@ def _parse_entry(spec: Any, num_agents: int, default_weights: Any, label: str) -
         # union over a bounded window (B-strong connectivity), so check the union over one period.
         if not is_strongly_connected(one_peer_exponential_union(num_agents)):
             raise TopologyError(f"graph '{name}' is disconnected: the union over one period is not strongly connected")
-        entry = _GraphEntry(kind, name, num_agents, {}, weights, True, None)
+        entry = _GraphEntry(kind, name, num_agents, {}, weights, True, None, family=OnePeerExponential(num_agents))
         entry.mixing(0, 0)  # build eagerly so a bad weights kind fails at build time
         return entry
 
@@ -208,6 +205,16 @@ class Topology:
         """Sorted agents that receive from ``agent`` at (step, epoch)."""
         self._check_agent(agent)
         return out_neighbors_of(self._entry(step, epoch).adjacency(step, self.seed), agent)
+
+    def worst_case_graphs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(adjacency, mixing) of every entry's sampled steps and of each per-step family's densest graph."""
+        pairs = []
+        for entry in self._entries:
+            pairs += [(entry.adjacency(step, self.seed), entry.mixing(step, self.seed)) for step in entry.sample_steps()]
+            if entry.family is not None and entry.weights_kind != EXPLICIT_WEIGHTS:
+                A = entry.densest()
+                pairs.append((A, mixing_weights(A, entry.weights_kind, entry.directed, entry.label)))
+        return pairs
 
     def validate(self, require: str) -> None:
         """Check every graph's weights (sign, support, and ``require`` in {row, column, doubly, none}).

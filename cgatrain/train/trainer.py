@@ -20,6 +20,7 @@ from cgatrain.models import build_model, loss_fn
 from cgatrain.reporting import Reporter, write_json
 from cgatrain.topology import build_topology
 from cgatrain.train import metrics
+from cgatrain.train.sync_index import SyncIndex
 from cgatrain.train.schedule import learning_rate
 
 
@@ -57,6 +58,7 @@ class Trainer:
         self.algorithm = algorithm_class(context, cfg["algorithm"])
         self.reporter = Reporter(run_dir, rank == 0, cfg, bool(train_cfg.get("progress_bar", True)))
         self.history: list[dict[str, Any]] = []
+        self.sync_index = SyncIndex(train_cfg.get("consensus_every"), world_size)
         self.start_epoch = 0
         self.compute_seconds = 0.0
 
@@ -103,6 +105,8 @@ class Trainer:
         epochs = int(self.cfg["train"]["epochs"])
         status = "completed"
         started = time.perf_counter()
+        if self.start_epoch == 0:
+            self.sync_index.after_step(0, self.model.params)  # the initial disagreement, step 0 of the curves
         for epoch in range(self.start_epoch, epochs):
             try:
                 self._train_epoch(epoch, epochs)
@@ -127,6 +131,7 @@ class Trainer:
             step_started, comm_started = time.perf_counter(), self.exchange.total_seconds()
             loss = self.algorithm.step(lr, step, epoch)
             self.compute_seconds += time.perf_counter() - step_started - (self.exchange.total_seconds() - comm_started)
+            self.sync_index.after_step(step + 1, self.model.params)
             window_loss, window_steps, epoch_loss = window_loss + loss, window_steps + 1, epoch_loss + loss
             if window_steps == check_every or index == self.steps - 1:
                 self.reporter.advance(window_steps, self._check_finite(window_loss, window_steps))
@@ -138,6 +143,7 @@ class Trainer:
         if working is not None:
             self.model.params.copy_(working)
         record.update(self._algorithm_metrics())
+        record.update(self.sync_index.drain())
         record["comm_seconds_per_step"] = (self.exchange.total_seconds() - comm_before) / self.steps
         record["compute_seconds_per_step"] = (self.compute_seconds - compute_before) / self.steps
         self.history.append(record)

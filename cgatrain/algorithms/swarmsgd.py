@@ -1,0 +1,69 @@
+"""SwarmSGD (Nadiradze et al. 2019) as the CGA paper runs it (section 4): H local steps, then pair averages.
+
+Every step each agent takes one local SGD step on its own minibatch (heavy-ball when
+`algorithm.momentum` > 0). After every H = `algorithm.local_steps` steps a random maximal matching of
+the graph's edges is drawn from the shared seed (identical on every agent, topology/per_step.py), and
+every matched pair averages its two models, x_i, x_j <- (x_i + x_j) / 2; an unmatched agent keeps its
+model. The CGA paper uses H = 1 on complete, ring and bipartite graphs (the original draws H from a
+geometric distribution and lets one pair interact at a time; the matching lets disjoint pairs meet at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cgatrain.algorithms.base import Algorithm, register
+from cgatrain.topology import Topology
+from cgatrain.topology.per_step import RandomMatchings
+
+
+@register
+class SwarmSGD(Algorithm):
+    """x_i <- x_i - alpha g_i each step; every H steps matched pairs average their models."""
+
+    name = "swarmsgd"
+    rounds = ("pair",)
+    mixing = "none"  # pairs average 1/2-1/2 whatever the topology's weights
+    needs_undirected = True
+    hyperparameters = {"local_steps": 1, "momentum": 0.0}
+
+    @classmethod
+    def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
+        super().check_hyperparameters(hparams)
+        steps = {**cls.hyperparameters, **hparams}["local_steps"]
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"algorithm.local_steps (H, local SGD steps before each pair average) must be an integer >= 1, got {steps!r}")
+
+    @classmethod
+    def check_topology(cls, topology: Topology, hparams: Mapping[str, Any]) -> None:
+        if not any(A.any() for A, _ in topology.worst_case_graphs()):
+            raise ValueError(f"algorithm=swarmsgd averages models along graph edges, but the topology "
+                             f"({', '.join(topology.graph_names)} on {topology.num_agents} agent(s)) has no edges")
+
+    def setup(self) -> None:
+        super().setup()
+        topology = self.ctx.topology
+        # Interaction r pairs agents along the graph in force at the step it happens.
+        self.matchings = RandomMatchings(topology.num_agents, lambda step: topology.adjacency(step, self._epoch))
+        self._epoch = 0
+
+    def partner(self, step: int, epoch: int) -> int:
+        """The agent this one averages with after `step` (-1: none), the same answer on every agent."""
+        self._epoch = epoch
+        return int(self.matchings.partners(step, self.ctx.topology.seed)[self.ctx.rank])
+
+    def step(self, lr: float, step: int, epoch: int) -> float:
+        ctx, params = self.ctx, self.ctx.model.params
+        loss = ctx.objective.self_gradient()
+        if float(self.hparams["momentum"]):
+            params.add_(self.heavy_ball(ctx.model.grad, lr))
+        else:
+            params.add_(ctx.model.grad, alpha=-lr)
+        if (step + 1) % int(self.hparams["local_steps"]) == 0:
+            peer = self.partner(step, epoch)
+            if peer >= 0:
+                received = ctx.exchange.gossip("pair", params, [peer], [peer])
+                params.add_(received[peer]).mul_(0.5)
+        return loss
+

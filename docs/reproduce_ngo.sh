@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The NGO paper's experiments at our scale (docs/ngo.md): figure 3 (consensus alone, lr 0), table 1
+# (linear gossip vs NGO on ring / random / complete, IID and non-IID, 2 seeds), the delay study
+# (eq. 9, tau = 2 and 5) and figure 6 (local SGD H = 2, 5 vs gossip SGD vs NGO, non-IID, complete).
+#   bash docs/reproduce_ngo.sh [OUT_DIR] [fig3|table1|delay|fig6|all]
+# Then: python docs/cga_table.py OUT_DIR --preset ngo --json OUT_DIR/table.json   (tables)
+#       python docs/ngo_plots.py OUT_DIR docs/results/ngo                         (best-gamma table 1, PNGs)
+set -euo pipefail
+out="${1:-sweeps/ngo}"
+which="${2:-all}"
+# digits, 5 agents, the MLP (64-128-10), plain SGD (Algorithm 1 has no momentum), lr 0.1 constant,
+# batch 32, 10 epochs; the synchronization index every 5 steps.
+common=(data=digits model=mlp agents=5 optim.lr=0.1 optim.schedule.name=constant train.epochs=10
+        checkpoint.enabled=false train.progress_bar=false train.consensus_every=5 seed=0,1)
+# gamma grids giving each edge a coupling gamma * W_ij of about 0.01 to 0.33 (ring and complete:
+# uniform weights 1/3 and 1/5; random: the paper's 0/1 weights, eq. 10, with u = 0.5, i.e. about 2
+# neighbours per step, the ring's budget). Each is below its 1/max-degree bound.
+fixed_gammas=0.05,0.2,1.0
+random_gammas=0.01,0.04,0.2
+random=(topology=random topology.weights=binary topology.edge_prob=0.5)
+
+if [ "$which" = fig3 ] || [ "$which" = all ]; then
+  # Consensus alone: lr 0, 10 agents with different initial linear models, 500 steps on the ring.
+  cgatrain -m algorithm=ngo algorithm.p=0.5,1,2 algorithm.gamma=0.1,0.01 agents=10 model=linear same_init=false \
+    optim.lr=0 optim.schedule.name=constant partition=iid train.epochs=1 train.steps_per_epoch=500 \
+    train.consensus_every=1 checkpoint.enabled=false train.progress_bar=false topology=ring seed=0 \
+    "hydra.sweep.dir=$out/fig3"
+fi
+if [ "$which" = table1 ] || [ "$which" = all ]; then
+  cgatrain -m algorithm=ngo algorithm.p=1,0.75,0.9 algorithm.gamma=$fixed_gammas topology=ring,complete \
+    partition=iid,class "${common[@]}" "hydra.sweep.dir=$out/table1/fixed"
+  cgatrain -m algorithm=ngo algorithm.p=1,0.75,0.9 algorithm.gamma=$random_gammas "${random[@]}" \
+    partition=iid,class "${common[@]}" "hydra.sweep.dir=$out/table1/random"
+  cgatrain -m algorithm=centralized algorithm.momentum=0 partition=iid,class "${common[@]}" \
+    "hydra.sweep.dir=$out/table1/centralized"
+fi
+if [ "$which" = delay ] || [ "$which" = all ]; then
+  # eq. 9: both ends' states from tau steps earlier; rounds stay in flight for tau steps.
+  # gamma 1.0 is refused with a delay (gamma * lambda_max(L) must stay below 2 sin(pi / (2 (2 tau + 1)))).
+  cgatrain -m algorithm=ngo algorithm.delay=2,5 algorithm.p=1,0.75 algorithm.gamma=0.05,0.2 topology=ring \
+    partition=iid,class "${common[@]}" "hydra.sweep.dir=$out/delay"
+fi
+if [ "$which" = fig6 ] || [ "$which" = all ]; then
+  # Local SGD averaging every H steps by one gossip step (H = 1 is gossip SGD), plain SGD like NGO;
+  # gossip SGD and NGO on the complete non-IID cell come from table1.
+  cgatrain -m algorithm=local algorithm.momentum=0 algorithm.average_every=2,5 algorithm.average_with=gossip \
+    topology=complete partition=class "${common[@]}" "hydra.sweep.dir=$out/fig6"
+fi
