@@ -115,7 +115,7 @@ class CGA(Algorithm):
         if self.hparams["scale_by_mixing"]:
             weights = self.ctx.topology.mixing_matrix(step, epoch)[self.ctx.rank]
             own = own * float(weights[self.ctx.rank])
-            received = received * torch.tensor([float(weights[p]) for p in peers], dtype=received.dtype).unsqueeze(1)
+            received = received * torch.tensor([float(weights[p]) for p in peers], dtype=received.dtype, device=received.device).unsqueeze(1)
         if not (torch.isfinite(own).all() and torch.isfinite(received).all()):
             # Let NaN/Inf flow into the model so that every agent's divergence check sees it in
             # lock step; raising here would leave the neighbours waiting for this agent.

@@ -48,7 +48,7 @@ class Trainer:
         self.model = FlatModel(module)
         self.objective = LocalObjective(self.model, self.loss, float(cfg["optim"].get("weight_decay", 0.0)))
         self.topology = build_topology(cfg["topology"], world_size, int(cfg["seed"]))
-        self.exchange = NeighborExchange(rank, world_size, device)
+        self.exchange = NeighborExchange(rank, world_size, device, str(cfg["comm"].get("staging", "auto")))
         algorithm_class = get_algorithm(cfg["algorithm"]["name"])
         compressor = resolve_compressor(cfg.get("compressor"), algorithm_class)
         context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange, compressor)
