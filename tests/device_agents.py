@@ -82,3 +82,46 @@ def every_case_both_ways(rank: int, world_size: int, steps: int, lr: float, shar
         for staging in ("auto", "always"):
             results[f"{case}/{staging}"] = trajectory_on(rank, world_size, name, hparams, topology_cfg, steps, lr, shards, compressor, device_kind, staging)
     return results
+
+
+def every_case(rank: int, world_size: int, steps: int, lr: float, shards: list, device_kind: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The named cases of CASES, each run once with the wire the process group implies."""
+    return {
+        case: trajectory_on(rank, world_size, name, hparams, topology_cfg, steps, lr, shards, compressor, device_kind)
+        for case, name, hparams, topology_cfg, compressor in CASES
+        if case in names
+    }
+
+
+def _sgd_reference(shards: list, steps: int, lr: float, momentum: float, agent: int | None, world_size: int) -> torch.Tensor:
+    """torch's SGD with weight decay 0.01: on one agent's shard (local) or on the union from agent 0's model (centralized)."""
+    model = make_model(0 if agent is None else agent, same_init=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=0.01)
+    inputs = torch.cat([x for x, _ in shards[:world_size]]) if agent is None else shards[agent][0]
+    targets = torch.cat([y for _, y in shards[:world_size]]) if agent is None else shards[agent][1]
+    trajectory = [torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()]
+    for _ in range(steps):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(inputs), targets).backward()
+        optimizer.step()
+        trajectory.append(torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone())
+    return torch.stack(trajectory)
+
+
+def reference_for(case: str, world_size: int, steps: int, lr: float, shards: list) -> torch.Tensor:
+    """(agents, steps + 1, params): the single-process reference of one case of CASES."""
+    from test_algorithms_distributed import reference_trajectory
+    from test_cga_distributed import reference_cga
+    from test_push_sum_distributed import reference_push_sum
+
+    _, name, hparams, topology_cfg, compressor = next(c for c in CASES if c[0] == case)
+    compressed = compressor != "identity"
+    if name in ("dpsgd", "dpmsgd"):
+        return reference_trajectory(name, float(hparams.get("momentum", 0.0)), topology_cfg, world_size, steps, lr, False, shards)
+    if name in ("cga", "compcga"):
+        return reference_cga(hparams, topology_cfg, world_size, steps, lr, shards, compressed)
+    if name in ("sgp", "sparse_push", "scsp"):
+        return reference_push_sum(name, hparams, topology_cfg, world_size, steps, lr, shards, compressed)
+    if name == "centralized":
+        return _sgd_reference(shards, steps, lr, hparams["momentum"], None, world_size).expand(world_size, -1, -1)
+    return torch.stack([_sgd_reference(shards, steps, lr, hparams["momentum"], rank, world_size) for rank in range(world_size)])

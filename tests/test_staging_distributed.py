@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from device_agents import CASES, RING, every_case_both_ways
+from device_agents import CASES, every_case_both_ways, reference_for
 from multiproc import run_agents
-from test_algorithms_distributed import make_data, reference_trajectory
+from test_algorithms_distributed import make_data
 from test_cli import TINY, cgatrain, final_params, summary
 
 from cgatrain.comm import NeighborExchange
@@ -35,10 +35,11 @@ def test_every_algorithm_is_identical_staged_and_direct(tmp_path: Path) -> None:
             assert (staged["staged_bytes"] > 0) == (moved > 0) and direct["staged_bytes"] == 0
         if name != "local":
             assert float((results[0][f"{case}/auto"]["trajectory"][-1] - results[0][f"{case}/auto"]["trajectory"][0]).abs().max()) > 1e-3
-    # And the staged run is the algorithm itself: D-PSGD against its stacked reference.
-    expected = reference_trajectory("dpsgd", 0.0, RING, world_size, steps, lr, False, shards)
-    for rank, agent in enumerate(results):
-        torch.testing.assert_close(agent["dpsgd/always"]["trajectory"], expected[rank], rtol=1e-10, atol=1e-10)
+    # And the staged run is the algorithm itself (this also checks the references the GPU tests use).
+    for case, *_ in CASES:
+        expected = reference_for(case, world_size, steps, lr, shards)
+        for rank, agent in enumerate(results):
+            torch.testing.assert_close(agent[f"{case}/always"]["trajectory"], expected[rank], rtol=1e-6, atol=1e-7, msg=f"{case}: agent {rank}")
 
 
 def _staged_round_order(rank: int, world_size: int) -> dict:
