@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from device_agents import CASES, COMPLETE, RING, every_case, reference_for, trajectory_on
+from device_agents import (
+    CASES,
+    COMPLETE,
+    RING,
+    every_case,
+    reference_for,
+    trajectory_on,
+)
 from multiproc import run_agents
 from test_algorithms_distributed import make_data, make_model
 from test_cli import TINY, cgatrain, final_params
