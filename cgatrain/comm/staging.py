@@ -105,6 +105,12 @@ class Wire:
         wire_device = compute if backend == "nccl" else torch.device("cpu")
         return cls(compute, backend, staged=compute != wire_device or staging == "always", wire_device=wire_device)
 
+    def describe(self) -> str:
+        """E.g. "cuda:0, gloo through pinned host buffers" for the run banner."""
+        if not self.staged:
+            return f"{self.compute}, {self.backend}"
+        return f"{self.compute}, {self.backend} through {'pinned ' if self.pool.pin_memory else ''}{self.device.type} staging buffers"
+
     def drain(self) -> None:
         """Let the compute stream finish what it queued (untimed), so staging copies time only themselves."""
         if self.staged and self.compute.type == "cuda":

@@ -76,7 +76,7 @@ class Trainer:
         return (
             f"cgatrain: {cfg['algorithm']['name']} | {self.world_size} agents | data {self.data.name} "
             f"({len(self.data.train_x)} train / {len(self.data.test_x)} test) split {cfg['partition']['name']} | "
-            f"model {cfg['model']['name']} ({self.model.numel:,} params) | {self.steps} steps/epoch\n"
+            f"model {cfg['model']['name']} ({self.model.numel:,} params) | {self.steps} steps/epoch | {self.exchange.wire.describe()}\n"
             f"{self.topology.describe()}\nrun dir: {self.run_dir}"
         )
 
