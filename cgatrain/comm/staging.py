@@ -67,16 +67,22 @@ class Flight:
         self.stall: StreamStall | None = None
 
     def wait(self) -> None:
-        """Complete every request, then copy staged receives to their targets and return the buffers."""
+        """Complete every request, copying each staged receive to its target as soon as it arrives."""
         if self.wire.stream_timed and self.requests:
             self.stall = StreamStall()
             self.stall.ready.record()
-        for request in self.requests:
+        # Staged Gloo rounds post their receives first, so request i < len(copy_back) is receive i.
+        in_order = not self.wire.coalesced
+        for index, request in enumerate(self.requests):
             request.wait()
+            if in_order and index < len(self.copy_back):
+                staged, target = self.copy_back[index]
+                target.copy_(staged, non_blocking=self.wire.async_copies)
         if self.stall is not None:
             self.stall.done.record()
-        for staged, target in self.copy_back:
-            target.copy_(staged, non_blocking=self.wire.async_copies)
+        if not in_order:
+            for staged, target in self.copy_back:
+                target.copy_(staged)
         self.wire.synchronize_copies()
         self.wire.pool.give_back(self.leased)
         self.requests, self.copy_back, self.leased = [], [], []
@@ -126,27 +132,43 @@ class Wire:
             return Flight(self, [], [], [])
         if not self.staged:
             return Flight(self, self._post(outgoing, incoming), [], [])
-        leased: list[torch.Tensor] = []
-        sends, receives, copy_back = [], [], []
-        for peer, tensor in outgoing:
-            buffer = self.pool.lease(tensor)
-            buffer.copy_(tensor, non_blocking=self.async_copies)
-            leased.append(buffer)
-            sends.append((peer, buffer))
-        for peer, tensor in incoming:
-            buffer = self.pool.lease(tensor)
-            leased.append(buffer)
-            receives.append((peer, buffer))
-            copy_back.append((buffer, tensor))
         self.staged_bytes += sum(t.numel() * t.element_size() for _, t in [*outgoing, *incoming])
-        # Every host copy has landed before the backend reads a staging buffer.
-        self.synchronize_copies()
+        receives = [(peer, self.pool.lease(tensor)) for peer, tensor in incoming]
+        copy_back = [(buffer, target) for (_, buffer), (_, target) in zip(receives, incoming)]
+        leased = [buffer for _, buffer in receives]
+        # A tensor sent to several peers (a gossiped model) is copied once and sent from one buffer.
+        copies: dict[tuple, tuple[torch.Tensor, torch.cuda.Event | None]] = {}
+        sends = []
         try:
-            requests = self._post(sends, receives)
+            for peer, tensor in outgoing:
+                key = (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
+                if key not in copies:
+                    buffer = self.pool.lease(tensor)
+                    leased.append(buffer)
+                    buffer.copy_(tensor, non_blocking=self.async_copies)
+                    copies[key] = (buffer, self._copy_event())
+                sends.append((peer, *copies[key]))
+            if self.coalesced:
+                return Flight(self, self._post([(peer, buffer) for peer, buffer, _ in sends], receives), copy_back, leased)
+            # Receives first, then each send as soon as its copy has landed: peers never wait for
+            # this agent's copies to post their own transfers.
+            requests = [dist.irecv(buffer, peer) for peer, buffer in receives]
+            for peer, buffer, event in sends:
+                if event is not None:
+                    event.synchronize()
+                requests.append(dist.isend(buffer, peer))
         except RuntimeError:
             self.pool.give_back(leased)
             raise
         return Flight(self, requests, copy_back, leased)
+
+    def _copy_event(self) -> torch.cuda.Event | None:
+        """An event after the last queued copy to the host (None where copies are synchronous)."""
+        if not self.async_copies:
+            return None
+        event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(self.compute))
+        return event
 
     def _post(self, outgoing: Pairs, incoming: Pairs) -> list:
         if self.coalesced:
