@@ -9,8 +9,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from cgatrain.cli import config_dir
-from cgatrain.comm import plan_devices
+from cgatrain.comm import NeighborExchange, RoundStats, plan_devices
 from cgatrain.comm.devices import device_problems, gpus_on_node
+from cgatrain.comm.staging import Wire
 from cgatrain.config import ConfigError, validate
 
 NCCL = "nccl" if dist.is_nccl_available() else "gloo"
@@ -98,3 +99,34 @@ def test_config_refuses_cuda_and_nccl_before_start_on_a_cpu_machine() -> None:
         validate(_compose("comm.backend=nccl", "agents=3"))
     assert "comm.backend=nccl needs agents on GPUs" in str(error.value)
     validate(_compose("train.device=cpu", "comm.staging=always", "agents=3"))
+
+
+class _FixedStall:
+    """Stands in for the CUDA events around an NCCL round's stream wait."""
+
+    def seconds(self) -> float:
+        return 0.25
+
+
+def test_nccl_rounds_count_the_stream_stall_not_host_time() -> None:
+    wire = Wire(torch.device("cpu"), "gloo", staged=False)
+    wire.stream_timed = True  # as for NCCL on a GPU, where the host never blocks in a round
+    exchange = NeighborExchange(0, 1, torch.device("cpu"), wire=wire)
+    exchange.stats["model"] = RoundStats()
+    exchange._count_seconds("model", 5.0, _FixedStall())  # type: ignore[arg-type]
+    exchange._count_seconds("model", 7.0, None)  # host seconds of an NCCL round mean nothing
+    assert exchange.stats["model"].seconds == 0.0  # read lazily, not at wait()
+    assert exchange.total_seconds() == 0.25
+    assert exchange.state_dict()["model"]["seconds"] == 0.25
+
+
+def test_host_rounds_count_host_seconds() -> None:
+    exchange = NeighborExchange(0, 1, torch.device("cpu"), wire=Wire(torch.device("cpu"), "gloo", staged=True))
+    exchange.stats["model"] = RoundStats()
+    exchange._count_seconds("model", 0.5, None)
+    assert exchange.total_seconds() == 0.5 and "staging buffers" in exchange.wire.describe()
+
+
+def test_cuda_compute_over_gloo_must_be_staged() -> None:
+    with pytest.raises(ValueError, match="must be staged"):
+        Wire(torch.device("cuda", 0), "gloo", staged=False)
