@@ -25,13 +25,28 @@ Worker = Callable[[int, int, dict[str, Any]], Any]
 RESULT_FILE = "rank0.pkl"
 
 
+def agent_device(rank: int, options: dict[str, Any]) -> torch.device:
+    """The compute device of agent `rank`: the CPU, or cuda:(rank % gpus) as the launcher shares GPUs."""
+    if options.get("device", "cpu") != "cuda":
+        return torch.device("cpu")
+    gpus = int(options.get("gpus") or torch.cuda.device_count())
+    return torch.device("cuda", rank % gpus)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU, so that wall-clock timings cover the kernels they launched (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _entry(rank: int, worker: Worker, world_size: int, port: int, out_dir: str, options: dict[str, Any]) -> None:
     """One spawned process: join the group as the launcher's agents do, run `worker`, rank 0 saves."""
     # One thread per agent, as the launcher sets it: 2 cores shared by all agents.
     torch.set_num_threads(1)
     timeout = datetime.timedelta(seconds=float(options.get("timeout_s", 180)))
     store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False, timeout=timeout)
-    init_comm("gloo", rank, world_size, rank, timeout.total_seconds(), store)
+    device = agent_device(rank, options)
+    init_comm(options.get("backend", "gloo"), rank, world_size, rank, timeout.total_seconds(), store, device)
     try:
         result = worker(rank, world_size, options)
         if rank == 0:
@@ -111,7 +126,7 @@ def _cell(value: Any) -> str:
 
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
-    return {
+    info = {
         "cpu_cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
@@ -120,6 +135,18 @@ def machine_info() -> dict[str, Any]:
         "threads_per_process": 1,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info["cuda"] = torch.version.cuda
+        info["nccl"] = ".".join(str(v) for v in torch.cuda.nccl.version()) if dist.is_nccl_available() else None
+        info["mps"] = mps_active()
+    return info
+
+
+def mps_active() -> bool:
+    """Whether a CUDA MPS control daemon seems to be running for this user (its pipe directory exists)."""
+    pipe = os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps")
+    return Path(pipe, "control").exists()
 
 
 def write_json(path: str | None, payload: dict[str, Any]) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from cgatrain import checkpoint
 from cgatrain.algorithms import get_algorithm, resolve_compressor
+from cgatrain.comm.devices import device_problems, gpus_on_node
 from cgatrain.compression import build_compressor
 from cgatrain.data import DataError, load_dataset, partition_indices
 from cgatrain.topology import TopologyError, build_topology
@@ -48,11 +47,10 @@ def _check_numbers(cfg: Mapping[str, Any]) -> None:
 
 
 def _check_backend(cfg: Mapping[str, Any], local_agents: int) -> None:
-    backend = cfg["comm"].get("backend", "auto")
-    if backend not in ("auto", "gloo", "nccl"):
-        raise ValueError(f"comm.backend must be auto, gloo or nccl, not {backend!r}")
-    if backend == "nccl" and torch.cuda.device_count() < local_agents:
-        raise ValueError(f"comm.backend=nccl needs one GPU per agent: {local_agents} agents here, {torch.cuda.device_count()} GPUs visible")
+    device, backend, staging = (str(v) for v in (cfg["train"].get("device", "auto"), cfg["comm"].get("backend", "auto"), cfg["comm"].get("staging", "auto")))
+    problems = device_problems(device, backend, staging, local_agents, gpus_on_node())
+    if problems:
+        raise ValueError("\n  - ".join(problems))
 
 
 def _check_data(cfg: Mapping[str, Any]) -> None:

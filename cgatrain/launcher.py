@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from cgatrain.comm import choose_backend, init_comm, teardown_comm
+from cgatrain.comm import init_comm, plan_devices, teardown_comm
 
 
 class AgentFailure(RuntimeError):
@@ -41,8 +41,10 @@ def run_agent(
 
     comm = cfg["comm"]
     torch.set_num_threads(int(comm.get("threads_per_agent", 1)))
-    backend = choose_backend(str(comm.get("backend", "auto")), local_world_size)
-    device = init_comm(backend, rank, world_size, local_rank, float(comm.get("timeout_s", 180)), store)
+    # GPUs shared round-robin by the agents of a node; NCCL only when each has its own (comm/devices.py).
+    plan = plan_devices(str(cfg["train"].get("device", "auto")), str(comm.get("backend", "auto")),
+                        str(comm.get("staging", "auto")), local_rank, local_world_size)
+    device = init_comm(plan.backend, rank, world_size, local_rank, float(comm.get("timeout_s", 180)), store, plan.compute)
     try:
         trainer = Trainer(cfg, run_dir, rank, world_size, device)
         trainer.setup()

@@ -17,10 +17,13 @@ import torch.multiprocessing as mp
 from cgatrain.comm import init_comm, teardown_comm
 
 
-def _worker(rank: int, world_size: int, port: int, fn: Callable[..., Any], args: tuple, out_dir: str) -> None:
+def _worker(rank: int, world_size: int, port: int, fn: Callable[..., Any], args: tuple, out_dir: str,
+            backend: str = "gloo", on_gpu: bool = False) -> None:
     torch.set_num_threads(1)
     store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False, timeout=datetime.timedelta(seconds=60))
-    init_comm("gloo", rank, world_size, rank, 60.0, store)
+    # On GPUs, agents share them round-robin as the launcher places them.
+    device = torch.device("cuda", rank % torch.cuda.device_count()) if on_gpu else None
+    init_comm(backend, rank, world_size, rank, 60.0, store, device)
     try:
         result = fn(rank, world_size, *args)
     finally:
@@ -28,15 +31,17 @@ def _worker(rank: int, world_size: int, port: int, fn: Callable[..., Any], args:
     Path(out_dir, f"rank{rank}.pkl").write_bytes(pickle.dumps(result))
 
 
-def run_agents(fn: Callable[..., Any], world_size: int, tmp_path: Path, *args: Any, timeout_s: float = 120.0) -> list[Any]:
+def run_agents(fn: Callable[..., Any], world_size: int, tmp_path: Path, *args: Any, timeout_s: float = 120.0,
+               backend: str = "gloo", on_gpu: bool = False) -> list[Any]:
     """Call fn(rank, world_size, *args) in `world_size` processes; return their results by rank.
 
     `fn` must be importable (defined at module level); a hang past `timeout_s` kills the workers and fails.
+    `on_gpu` sets each worker's CUDA device to cuda:(rank % GPUs) before the group is joined.
     """
     store = dist.TCPStore("127.0.0.1", 0, world_size, is_master=True, wait_for_workers=False)
     # Workers fork from a server that imported torch once, instead of each importing it again.
     multiprocessing.get_context("forkserver").set_forkserver_preload(["torch", "cgatrain.algorithms", "cgatrain.topology"])
-    context = mp.start_processes(_worker, args=(world_size, store.port, fn, args, str(tmp_path)), nprocs=world_size, join=False, start_method="forkserver")
+    context = mp.start_processes(_worker, args=(world_size, store.port, fn, args, str(tmp_path), backend, on_gpu), nprocs=world_size, join=False, start_method="forkserver")
     deadline = time.monotonic() + timeout_s
     try:
         while not context.join(timeout=0.5):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -11,6 +11,7 @@ from cgatrain.algorithms.base import Algorithm, register
 from cgatrain.algorithms.cross_grad import MODES, CrossGradients
 from cgatrain.algorithms.momentum import Momentum
 from cgatrain.algorithms.qp import project_gradient, project_per_tensor
+from cgatrain.comm.exchange import PendingRound
 from cgatrain.compression import ErrorFeedback
 
 MOMENTUM_FORMS = ("heavy_ball", "nesterov")
@@ -71,29 +72,34 @@ class CGA(Algorithm):
         self.dense_bytes_sent += len(self.neighbors(step, epoch)[1]) * params.numel() * params.element_size()
         peers = sorted(models)
         stacked = torch.stack([models[peer] for peer in peers]) if peers else params.new_empty(0, params.numel())
-        received = self._exchange_cross_gradients(self.cross_gradients.compute(stacked), peers)
+        pending, received_rows = self._post_cross_gradients(self.cross_gradients.compute(stacked), peers)
         own = self._compress("self", ctx.model.grad) if self.compressor else ctx.model.grad
-        direction = self._project(own, received, peers, step, epoch)
-        mixed = self.mix(models, step, epoch)
+        mixed = self.mix(models, step, epoch)  # w_j while the cross-gradients are in flight
+        pending.wait()
+        direction = self._project(own, received_rows(), peers, step, epoch)
         self._update(mixed, direction, lr)
         return loss
 
-    def _exchange_cross_gradients(self, computed: torch.Tensor, peers: list[int]) -> torch.Tensor:
-        """Send g_lj to each owner l; return the rows g_jl received, in `peers` order."""
+    def _post_cross_gradients(self, computed: torch.Tensor, peers: list[int]) -> tuple[PendingRound, Callable[[], torch.Tensor]]:
+        """Start sending g_lj to each owner l; after wait(), the callable gives the rows g_jl received, in `peers` order."""
         exchange = self.ctx.exchange
         if self.compressor is None:
             buffers = exchange.receive_buffers("cross_grad", self.ctx.model.grad, peers)
-            exchange.exchange("cross_grad", {peer: computed[row] for row, peer in enumerate(peers)}, buffers)
+            pending = exchange.post("cross_grad", {peer: computed[row] for row, peer in enumerate(peers)}, buffers)
             self.dense_bytes_sent += len(peers) * computed.shape[1] * computed.element_size()
-            return torch.stack([buffers[peer] for peer in peers]) if peers else computed
+            return pending, lambda: torch.stack([buffers[peer] for peer in peers]) if peers else computed
         # CompCGA: compressed where computed, one error memory per (owner l, data holder j) pair.
         sends = {peer: self._compress_payload(f"cross:{peer}", computed[row]) for row, peer in enumerate(peers)}
         numel, like = computed.shape[1] if peers else 0, self.ctx.model.grad
-        buffers = {peer: self.compressor.payload_like(numel, like.dtype, like.device) for peer in peers}
-        exchange.exchange("cross_grad", sends, buffers)
+        payloads = {peer: self.compressor.payload_like(numel, like.dtype, like.device) for peer in peers}
+        pending = exchange.post("cross_grad", sends, payloads)
         self.dense_bytes_sent += len(peers) * numel * like.element_size()
-        rows = [self.compressor.decompress(buffers[peer], numel, like.dtype) for peer in peers]
-        return torch.stack(rows) if rows else computed
+
+        def decompressed() -> torch.Tensor:
+            rows = [self.compressor.decompress(payloads[peer], numel, like.dtype) for peer in peers]
+            return torch.stack(rows) if rows else computed
+
+        return pending, decompressed
 
     def _memory(self, key: str) -> ErrorFeedback:
         if key not in self.error_memories:
@@ -116,7 +122,7 @@ class CGA(Algorithm):
         if self.hparams["scale_by_mixing"]:
             weights = self.ctx.topology.mixing_matrix(step, epoch)[self.ctx.rank]
             own = own * float(weights[self.ctx.rank])
-            received = received * torch.tensor([float(weights[p]) for p in peers], dtype=received.dtype).unsqueeze(1)
+            received = received * torch.tensor([float(weights[p]) for p in peers], dtype=received.dtype, device=received.device).unsqueeze(1)
         if not (torch.isfinite(own).all() and torch.isfinite(received).all()):
             # Let NaN/Inf flow into the model so that every agent's divergence check sees it in
             # lock step; raising here would leave the neighbours waiting for this agent.

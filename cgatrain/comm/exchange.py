@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
+
+from cgatrain.comm.staging import Flight, StreamStall, Wire
 
 Payload = torch.Tensor | Sequence[torch.Tensor]
 
@@ -40,26 +41,25 @@ def _nbytes(tensors: Iterable[torch.Tensor]) -> int:
 class PendingRound:
     """A posted round; `wait()` blocks until every send and receive of it has completed."""
 
-    def __init__(self, owner: NeighborExchange, name: str, requests: list, peers: list[int], started: float) -> None:
-        self._owner, self._name, self._requests, self._peers = owner, name, requests, peers
+    def __init__(self, owner: NeighborExchange, name: str, flight: Flight, peers: list[int], started: float) -> None:
+        self._owner, self._name, self._flight, self._peers = owner, name, flight, peers
         self._blocked_seconds = time.perf_counter() - started
-        self._done = not requests
+        self._done = False
 
     def wait(self) -> None:
         """Complete the round; the time spent blocked here counts as communication time."""
         if self._done:
-            self._owner.stats[self._name].seconds += self._blocked_seconds
             return
+        self._owner.wire.drain()  # GPU work queued since the post is compute, not communication
         started = time.perf_counter()
         try:
-            for request in self._requests:
-                request.wait()
+            self._flight.wait()
         except RuntimeError as error:
             raise PeerError(
                 f"agent {self._owner.rank}: round {self._name!r} with neighbours {self._peers} failed: {error}"
             ) from error
         self._done = True
-        self._owner.stats[self._name].seconds += self._blocked_seconds + time.perf_counter() - started
+        self._owner._count_seconds(self._name, self._blocked_seconds + time.perf_counter() - started, self._flight.stall)
 
 
 class NeighborExchange:
@@ -69,17 +69,19 @@ class NeighborExchange:
     (one `batch_isend_irecv` on NCCL), in ascending peer order on both ends (NCCL ignores tags).
     """
 
-    def __init__(self, rank: int, world_size: int, device: torch.device) -> None:
+    def __init__(self, rank: int, world_size: int, device: torch.device, staging: str = "auto", wire: Wire | None = None) -> None:
         self.rank = rank
         self.world_size = world_size
-        self.device = device
+        self.device = device  # the compute device: where every tensor handed to a round lives
         self.stats: dict[str, RoundStats] = {}
-        # NCCL groups a round's sends and receives into one launch; Gloo posts them one by one.
-        self._coalesced = dist.is_initialized() and dist.get_backend() == "nccl"
+        # The communication device and how tensors reach it (direct or staged): see comm/staging.py.
+        self.wire = wire if wire is not None else Wire.for_process_group(device, staging)
         self._buffers: dict[tuple[str, int, int], torch.Tensor] = {}
+        self._unsettled: list[tuple[RoundStats, StreamStall]] = []
 
     def post(self, name: str, sends: Mapping[int, Payload], recvs: Mapping[int, Payload]) -> PendingRound:
         """Start a round: `sends[peer]` goes to peer, `recvs[peer]` (preallocated) is filled from peer."""
+        self.wire.drain()
         started = time.perf_counter()
         stats = self.stats.setdefault(name, RoundStats())
         outgoing = [(peer, tensor) for peer in sorted(sends) for tensor in _as_list(sends[peer])]
@@ -89,20 +91,24 @@ class NeighborExchange:
         stats.bytes_received += _nbytes(tensor for _, tensor in incoming)
         peers = sorted(set(sends) | set(recvs))
         try:
-            requests = self._start(outgoing, incoming)
+            flight = self.wire.start(outgoing, incoming)
         except RuntimeError as error:
             raise PeerError(f"agent {self.rank}: posting round {name!r} to neighbours {peers} failed: {error}") from error
-        return PendingRound(self, name, requests, peers, started)
+        return PendingRound(self, name, flight, peers, started)
 
-    def _start(self, outgoing: list[tuple[int, torch.Tensor]], incoming: list[tuple[int, torch.Tensor]]) -> list:
-        if not outgoing and not incoming:
-            return []
-        if self._coalesced:
-            operations = [dist.P2POp(dist.isend, t, peer) for peer, t in outgoing]
-            operations += [dist.P2POp(dist.irecv, t, peer) for peer, t in incoming]
-            return dist.batch_isend_irecv(operations)
-        # Gloo cannot coalesce: batch_isend_irecv would loop over isend/irecv anyway, only slower.
-        return [dist.isend(t, peer) for peer, t in outgoing] + [dist.irecv(t, peer) for peer, t in incoming]
+    def _count_seconds(self, name: str, host_seconds: float, stall: StreamStall | None) -> None:
+        """Host seconds blocked, or on NCCL the compute stream's stall (read from CUDA events later)."""
+        stats = self.stats[name]
+        if stall is not None:
+            self._unsettled.append((stats, stall))
+        elif not self.wire.stream_timed:
+            stats.seconds += host_seconds
+
+    def _settle(self) -> None:
+        """Fold the CUDA-event timings of completed rounds into the counters (waits for the GPU)."""
+        for stats, stall in self._unsettled:
+            stats.seconds += stall.seconds()
+        self._unsettled.clear()
 
     def exchange(self, name: str, sends: Mapping[int, Payload], recvs: Mapping[int, Payload]) -> None:
         """Post a round and wait for it."""
@@ -134,19 +140,20 @@ class NeighborExchange:
 
     def all_reduce_mean(self, name: str, tensor: torch.Tensor) -> None:
         """Average `tensor` over all agents in place; bytes counted as a ring all-reduce moves them."""
+        self.wire.drain()
         started = time.perf_counter()
         stats = self.stats.setdefault(name, RoundStats())
         # A ring all-reduce sends and receives 2(n-1)/n of the buffer per agent.
         moved = int(2 * (self.world_size - 1) * _nbytes([tensor]) / self.world_size)
         try:
-            dist.all_reduce(tensor)
+            stall = self.wire.all_reduce(tensor)
         except RuntimeError as error:
             raise PeerError(f"agent {self.rank}: all-reduce round {name!r} failed: {error}") from error
         tensor.div_(self.world_size)
         stats.calls += 1
         stats.bytes_sent += moved
         stats.bytes_received += moved
-        stats.seconds += time.perf_counter() - started
+        self._count_seconds(name, time.perf_counter() - started, stall)
 
     def all_reduce_sum(self, name: str, tensor: torch.Tensor, bytes_sent: int, bytes_received: int) -> None:
         """Sum `tensor` over all agents in place, counting the bytes the caller's protocol moves.
@@ -171,6 +178,7 @@ class NeighborExchange:
         token = torch.zeros(1, device=self.device)
         buffers = {peer: torch.empty(1, device=self.device) for peer in peer_list}
         self.exchange("_warm_up", {peer: token for peer in peer_list}, buffers)
+        self._settle()
         del self.stats["_warm_up"]
 
     def total_bytes_sent(self) -> int:
@@ -178,11 +186,13 @@ class NeighborExchange:
         return sum(stats.bytes_sent for name, stats in self.stats.items() if not name.startswith("_"))
 
     def total_seconds(self) -> float:
-        """Seconds this agent has spent blocked in communication."""
+        """Seconds this agent has spent blocked in communication (on NCCL: its compute stream has)."""
+        self._settle()
         return sum(stats.seconds for name, stats in self.stats.items() if not name.startswith("_"))
 
     def state_dict(self) -> dict[str, dict[str, float]]:
         """Counters, so a resumed run reports the same totals as an uninterrupted one."""
+        self._settle()
         return {name: stats.as_dict() for name, stats in self.stats.items()}
 
     def load_state_dict(self, state: Mapping[str, Mapping[str, float]]) -> None:

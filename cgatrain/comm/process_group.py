@@ -100,20 +100,25 @@ def init_comm(
     local_rank: int,
     timeout_s: float,
     store: dist.Store | None = None,
+    device: torch.device | None = None,
 ) -> torch.device:
-    """Join the process group (env:// unless a store is given) and return this agent's device."""
-    device = torch.device("cpu")
-    if backend == "nccl":
-        device = torch.device("cuda", local_rank)
+    """Join the process group (env:// unless a store is given) and return this agent's compute device.
+
+    `device` comes from `comm.devices.plan_devices`; without it, cuda:local_rank on NCCL, else the CPU.
+    """
+    if device is None:
+        device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
+    if device.type == "cuda":
         torch.cuda.set_device(device)
     timeout = datetime.timedelta(seconds=timeout_s)
+    # device_id makes NCCL build its communicator now, not at the first collective (pytorch#108378).
     kwargs = {"device_id": device} if backend == "nccl" else {}
     if store is None:
         dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size, timeout=timeout, **kwargs)
     else:
         dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout, **kwargs)
     # The first collective involves every rank, so later p2p batches cannot hang (pytorch#74701).
-    warm = torch.ones(1, device=device)
+    warm = torch.ones(1, device=device if backend == "nccl" else "cpu")
     dist.all_reduce(warm)
     return device
 

@@ -49,7 +49,7 @@ class Trainer:
         self.model = FlatModel(module)
         self.objective = LocalObjective(self.model, self.loss, float(cfg["optim"].get("weight_decay", 0.0)))
         self.topology = build_topology(cfg["topology"], world_size, int(cfg["seed"]))
-        self.exchange = NeighborExchange(rank, world_size, device)
+        self.exchange = NeighborExchange(rank, world_size, device, str(cfg["comm"].get("staging", "auto")))
         algorithm_class = get_algorithm(cfg["algorithm"]["name"])
         compressor = resolve_compressor(cfg.get("compressor"), algorithm_class)
         context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange, compressor,
@@ -80,7 +80,7 @@ class Trainer:
         return (
             f"cgatrain: {cfg['algorithm']['name']} | {self.world_size} agents | data {self.data.name} "
             f"({len(self.data.train_x)} train / {len(self.data.test_x)} test) split {cfg['partition']['name']} | "
-            f"model {cfg['model']['name']} ({self.model.numel:,} params) | {self.steps} steps/epoch\n"
+            f"model {cfg['model']['name']} ({self.model.numel:,} params) | {self.steps} steps/epoch | {self.exchange.wire.describe()}\n"
             f"{self.topology.describe()}\nrun dir: {self.run_dir}"
         )
 
