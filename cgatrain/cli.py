@@ -8,7 +8,6 @@ with Hydra's compose API (no per-rank output directory) and rank 0 alone writes 
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import sys
 from pathlib import Path
@@ -50,31 +49,38 @@ def _to_container(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _print_summary(run_dir: Path) -> None:
-    path = run_dir / "summary.json"
-    if not path.exists():
-        return
-    summary = json.loads(path.read_text())
+    from cgatrain.reporting import append_log
+    from cgatrain.reporting.schema import load_summary
 
-    def pct(key: str) -> str:
-        value = summary.get(key)
+    summary = load_summary(run_dir)
+    if summary is None:
+        return
+
+    def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.2%}"
 
-    print(
-        f"\nstatus: {summary['status']} after {summary.get('epochs_completed')} epochs | "
-        f"averaged-model test acc {pct('consensus_test_accuracy')} | agents' acc mean {pct('agent_test_accuracy_mean')} "
-        f"min {pct('agent_test_accuracy_min')} | MB sent/agent {summary.get('mb_sent_per_agent') or 0:.2f} | "
-        f"{summary.get('wall_seconds', 0):.1f} s\nrun files: {run_dir} (summary.json, metrics.jsonl, config.yaml, checkpoints/)",
-        flush=True,
+    mb_sent = f"MB sent/agent (mean) {summary.mb_sent_per_agent or 0:.2f}"
+    if summary.mb_sent_per_agent_min is not None and summary.mb_sent_per_agent_min != summary.mb_sent_per_agent_max:
+        mb_sent += f" (min {summary.mb_sent_per_agent_min:.2f}, max {summary.mb_sent_per_agent_max:.2f})"
+    text = (
+        f"\nstatus: {summary.status} after {summary.epochs_completed} epochs | "
+        f"averaged-model test acc {pct(summary.consensus_test_accuracy)} | agents' acc mean {pct(summary.agent_test_accuracy_mean)} "
+        f"min {pct(summary.agent_test_accuracy_min)} | {mb_sent} | "
+        f"{summary.wall_seconds or 0:.1f} s\nrun files: {run_dir} (summary.json, metrics.jsonl, config.yaml, cgatrain.log, checkpoints/)"
     )
+    print(text, flush=True)
+    append_log(run_dir, text)
 
 
 def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any]) -> None:
-    from cgatrain.reporting import write_json
+    from cgatrain.reporting import append_log
+    from cgatrain.reporting.schema import RunSummary, write_summary
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "summary.json", {"status": status, "error": message, "algorithm": cfg.get("algorithm", {}).get("name"), "run_dir": str(run_dir)})
+    write_summary(run_dir, RunSummary(status=status, error=message, algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir)))
     FAILED_JOBS.append(str(run_dir))
     print(f"error: {message}\nrun files: {run_dir}", file=sys.stderr, flush=True)
+    append_log(run_dir, f"error: {message}")
 
 
 def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> None:
