@@ -161,6 +161,10 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
 
 def main() -> None:
     """Entry point of the `cgatrain` command and of `python -m cgatrain`."""
+    if sys.argv[1:2] == ["report"]:
+        from cgatrain.reporting.report import main as report_main
+
+        sys.exit(report_main(sys.argv[2:]))
     _register_resolvers()
     env = detect_launch_env()
     if env is not None:
