@@ -8,6 +8,7 @@ with Hydra's compose API (no per-rank output directory) and rank 0 alone writes 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import sys
 from pathlib import Path
@@ -83,6 +84,16 @@ def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any
     append_log(run_dir, f"error: {message}")
 
 
+def _warn_capacity(cfg: dict[str, Any], run_dir: Path, local_agents: int) -> None:
+    from cgatrain.capacity import check_capacity
+    from cgatrain.reporting import append_log
+
+    warning = check_capacity(local_agents, int(cfg["comm"].get("threads_per_agent", 1)))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+        append_log(run_dir, warning)
+
+
 def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> None:
     """One experiment in this process: validate, spawn the agents, wait, report. Never raises."""
     from cgatrain.config import ConfigError, validate
@@ -98,6 +109,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> N
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(container), run_dir / "config.yaml")
+    _warn_capacity(container, run_dir, int(container["agents"]))
     try:
         spawn_agents(container, run_dir)
     except AgentFailure as error:
@@ -113,6 +125,7 @@ def _hydra_main() -> None:
 
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
     def task(cfg: DictConfig) -> None:
+        logging.captureWarnings(True)  # Python warnings reach the console and the run's cgatrain.log
         hydra_cfg = HydraConfig.get()
         group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
         run_job(cfg, Path(hydra_cfg.runtime.output_dir), group)
@@ -150,6 +163,7 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     if env.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml")
+        _warn_capacity(container, run_dir, env.local_world_size)
     if env.launcher == "slurm":
         os.environ.setdefault("MASTER_ADDR", str(env.master_addr))
         os.environ.setdefault("MASTER_PORT", str(env.master_port))

@@ -1,14 +1,23 @@
-"""The surface a new user meets: one meaning of "MB sent/agent", per-agent results, the run log."""
+"""The surface a new user meets: MB sent/agent, per-agent results, the run log, compressor options, presets, messages, warnings."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from cgatrain.algorithms import get_algorithm, resolve_compressor
+from cgatrain.capacity import oversubscription_warning
+from cgatrain.cli import config_dir
+from cgatrain.compression.base import COMPRESSORS, compressor_options
+from cgatrain.config import ConfigError, validate
 from cgatrain.reporting.schema import SCHEMA_VERSION, load_metrics, load_summary
 
 TINY = ["model=mlp", "partition=iid", "train.batch_size=64", "train.steps_per_epoch=3", "train.progress_bar=false", "comm.timeout_s=30"]
@@ -44,3 +53,76 @@ def test_mb_sent_is_the_mean_over_agents_everywhere_and_per_agent_results_are_ke
     # cgatrain.log holds what the console showed.
     log = (run / "cgatrain.log").read_text()
     assert "avg-model acc" in log and "status: completed" in log and "agent  test acc" in log
+
+
+def composed(*overrides: str) -> dict[str, Any]:
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def problems(*overrides: str) -> str:
+    with pytest.raises(ConfigError) as error:
+        validate(composed(*overrides))
+    return str(error.value)
+
+
+def test_compressor_options_under_auto_are_settable_without_plus_and_used() -> None:
+    cfg = composed("algorithm=sparse_push", "compressor.fraction=0.3")
+    validate(cfg)
+    assert resolve_compressor(cfg["compressor"], get_algorithm("sparse_push")) == {"name": "topk", "fraction": 0.3}
+    assert resolve_compressor(composed("algorithm=sparse_push")["compressor"], get_algorithm("sparse_push")) == {"name": "topk"}
+
+
+def test_compressor_options_the_algorithms_compressor_would_ignore_are_refused() -> None:
+    message = problems("algorithm=compcga", "compressor.fraction=0.3")
+    assert "compressor=auto is sign for algorithm=compcga, which would ignore compressor.fraction; it takes no options" in message
+    assert "ignore compressor.bits" in problems("algorithm=sparse_push", "compressor.bits=2")
+    assert "ignore compressor.fraction" in problems("algorithm=cga", "compressor.fraction=0.5")
+    assert "has no option(s) ['bits']" in problems("algorithm=sparse_push", "compressor=topk", "+compressor.bits=2")
+
+
+def test_auto_lists_every_option_of_every_compressor() -> None:
+    listed = set(composed()["compressor"]) - {"name"}
+    assert listed == {option for cls in COMPRESSORS.values() for option in compressor_options(cls)}
+
+
+@pytest.mark.parametrize("experiment", ["sp_none", "sp_top50", "sp_top10", "sp_top1"])
+def test_sparse_push_experiments_run_alone_and_take_another_algorithm(experiment: str) -> None:
+    cfg = composed(f"experiment={experiment}")
+    validate(cfg)
+    assert cfg["algorithm"]["name"] == "sparse_push" and cfg["agents"] == 4
+    for order in ([f"experiment={experiment}", "algorithm=scsp"], ["algorithm=scsp", f"experiment={experiment}"]):
+        cfg = composed(*order)
+        validate(cfg)
+        assert cfg["algorithm"]["name"] == "scsp"
+
+
+def test_custom_example_with_the_default_agents_says_it_has_4_nodes_in_config_keys() -> None:
+    message = problems("topology=custom_example")
+    assert "topology.edges names 4 agents (0..3) but agents=5" in message and "set agents=4" in message
+    hint = problems("topology=custom_example", "agents=4", "algorithm=dpsgd")
+    assert "require=" not in hint and "topology.weights=metropolis_hastings" in hint and "algorithm=sgp" in hint
+    validate(composed("topology=custom_example", "agents=4", "algorithm=sgp"))
+
+
+def test_oversubscription_warning_names_the_numbers() -> None:
+    assert oversubscription_warning(agents=5, threads_per_agent=1, cores=2, gpus=0) is None
+    warning = oversubscription_warning(agents=16, threads_per_agent=1, cores=2, gpus=0)
+    assert warning is not None and "agents=16" in warning and "2 CPU core(s)" in warning
+    gpu_warning = oversubscription_warning(agents=8, threads_per_agent=1, cores=64, gpus=2)
+    assert gpu_warning is not None and "agents=8 but 2 GPU(s)" in gpu_warning
+
+
+@pytest.mark.multiproc
+@pytest.mark.timeout(120)
+def test_oversubscription_warning_is_shown_before_spawn_and_logged(tmp_path: Path) -> None:
+    if shutil.which("taskset") is None:
+        pytest.skip("taskset not available")
+    run = tmp_path / "run"
+    args = ["taskset", "-c", "0", sys.executable, "-m", "cgatrain", "agents=5", "algorithm=dpsgd", *TINY, "train.epochs=1", f"hydra.run.dir={run}"]
+    result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=100)
+    assert result.returncode == 0, result.stderr
+    assert "warning: agents=5 x comm.threads_per_agent=1 = 5 threads on 1 CPU core(s)" in result.stderr
+    log = (run / "cgatrain.log").read_text()
+    assert log.index("warning: agents=5") < log.index("cgatrain: dpsgd | 5 agents")
