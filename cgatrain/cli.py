@@ -43,6 +43,19 @@ def default_run_dir() -> str:
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("cgatrain_run_dir"):
         OmegaConf.register_new_resolver("cgatrain_run_dir", default_run_dir)
+    _register_slurm_resolver()
+
+
+def _tasks_per_node(agents: int, nodes: int) -> int:
+    """slurm: agents spread evenly over the nodes, one task per agent."""
+    if int(agents) % int(nodes):
+        raise ValueError(f"agents={agents} cannot be spread evenly over slurm.nodes={nodes}")
+    return int(agents) // int(nodes)
+
+
+def _register_slurm_resolver() -> None:
+    if not OmegaConf.has_resolver("cgatrain_tasks_per_node"):
+        OmegaConf.register_new_resolver("cgatrain_tasks_per_node", _tasks_per_node)
 
 
 def _to_container(cfg: DictConfig) -> dict[str, Any]:
@@ -94,14 +107,14 @@ def _warn_capacity(cfg: dict[str, Any], run_dir: Path, local_agents: int) -> Non
         append_log(run_dir, warning)
 
 
-def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> None:
+def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, overrides: list[str] | None = None) -> None:
     """One experiment in this process: validate, spawn the agents, wait, report. Never raises."""
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import AgentFailure, spawn_agents
+    from cgatrain.reporting.wandb_run import name_the_run
 
     container = _to_container(cfg)
-    if sweep_group and not container["logger"]["wandb"].get("group"):
-        container["logger"]["wandb"]["group"] = sweep_group
+    name_the_run(container, run_dir, sweep_group, overrides or [])
     try:
         validate(container)
     except ConfigError as error:
@@ -128,7 +141,13 @@ def _hydra_main() -> None:
         logging.captureWarnings(True)  # Python warnings reach the console and the run's cgatrain.log
         hydra_cfg = HydraConfig.get()
         group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
-        run_job(cfg, Path(hydra_cfg.runtime.output_dir), group)
+        env = detect_launch_env()
+        if env is not None:  # a job of hydra/launcher=submitit_slurm: srun started one task per agent
+            code = _run_as_agent(env, cfg, Path(hydra_cfg.runtime.output_dir), agents_given=True)
+            if code:
+                raise RuntimeError(f"agent {env.rank} of {Path(hydra_cfg.runtime.output_dir)} failed to start (exit code {code})")
+            return
+        run_job(cfg, Path(hydra_cfg.runtime.output_dir), group, list(hydra_cfg.overrides.task))
 
     task()
 
@@ -136,9 +155,6 @@ def _hydra_main() -> None:
 def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     """torchrun/srun: this process is agent `env.rank`; compose, validate and train."""
     from hydra import compose, initialize_config_dir
-
-    from cgatrain.config import ConfigError, validate
-    from cgatrain.launcher import run_agent
 
     if any(arg.startswith("-") for arg in argv):
         print("error: Hydra flags (-m, --cfg, ...) are not available under torchrun/srun; pass key=value overrides only", file=sys.stderr)
@@ -148,8 +164,17 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     run_dir = Path(str(cfg.hydra.run.dir))
     with open_dict(cfg):
         del cfg["hydra"]
+    return _run_as_agent(env, cfg, run_dir, agents_given=any(arg.startswith("agents=") for arg in argv))
+
+
+def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: bool) -> int:
+    """This process is agent `env.rank` of a launcher's world (torchrun, srun, a submitit Slurm job)."""
+    from cgatrain.config import ConfigError, validate
+    from cgatrain.launcher import run_agent
+
+    with open_dict(cfg):
         if cfg.agents != env.world_size:
-            if any(arg.startswith("agents=") for arg in argv):
+            if agents_given:
                 print(f"error: agents={cfg.agents} but the launcher started {env.world_size} processes", file=sys.stderr)
                 return 2
             cfg.agents = env.world_size
@@ -187,3 +212,7 @@ def main() -> None:
     if FAILED_JOBS:
         print(f"{len(FAILED_JOBS)} job(s) failed: {', '.join(FAILED_JOBS)}", file=sys.stderr)
         sys.exit(1)
+
+
+# Submitit jobs unpickle the task function without calling main(): the resolvers must exist on import.
+_register_resolvers()

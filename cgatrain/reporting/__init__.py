@@ -110,7 +110,9 @@ class Reporter:
         record = summary.to_dict()
         write_json(self.run_dir / SUMMARY_FILE, record)
         if self.wandb_run is not None:
-            self.wandb_run.summary.update({k: v for k, v in record.items() if isinstance(v, (int, float, str))})
+            flat = {k: v for k, v in record.items() if isinstance(v, (int, float, str))}
+            flat.update({f"agent_{agent['rank']}/{k}": v for agent in record["per_agent"] for k, v in agent.items() if k != "rank"})
+            self.wandb_run.summary.update(flat)
             self.wandb_run.finish(exit_code=0 if summary.status == "completed" else 1)
 
 
