@@ -9,7 +9,8 @@ seconds per epoch and per step.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class Column:
     header: str
     scale: float = 1.0
     decimals: int = 4
+    style: str = "f"  # "e" for numbers spanning orders of magnitude
 
 
 ACCURACY = (
@@ -31,7 +33,7 @@ ACCURACY = (
     Column("agent_test_accuracy_mean", "Agents' acc mean (%)", 100.0, 2),
     Column("agent_test_accuracy_min", "Min agent acc (%)", 100.0, 2),
     Column("final_train_loss", "Final train loss", 1.0, 4),
-    Column("consensus_distance", "Consensus distance", 1.0, 6),
+    Column("consensus_distance", "Consensus distance", 1.0, 2, "e"),
 )
 COMMUNICATION = (
     Column("mb_sent_per_agent", "MB sent / agent", 1.0, 2),
@@ -50,8 +52,9 @@ def _cell(group: Group, column: Column) -> str:
         if "diverged" in statuses:
             return "Diverges"
         return "failed" if "failed" in statuses else "-"
-    text = f"{mean * column.scale:.{column.decimals}f}"
-    return text if std is None else f"{text} ± {std * column.scale:.{column.decimals}f}"
+    spec = f".{column.decimals}{column.style}"
+    text = format(mean * column.scale, spec)
+    return text if std is None else f"{text} ± {format(std * column.scale, spec)}"
 
 
 def markdown_table(groups: Sequence[Group], by: Sequence[str], columns: Sequence[Column]) -> str:
@@ -118,8 +121,5 @@ def report_markdown(roots: Sequence[Path], runs: Sequence[Run], groups: Sequence
     return "\n".join(parts) + "\n"
 
 
-def _count(statuses: object) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for status in statuses:  # type: ignore[attr-defined]
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+def _count(statuses: Iterable[str]) -> dict[str, int]:
+    return dict(Counter(statuses))
