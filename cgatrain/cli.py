@@ -11,6 +11,7 @@ import datetime
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ def _tasks_per_node(agents: int, nodes: int) -> int:
 
 def _register_slurm_resolver() -> None:
     if not OmegaConf.has_resolver("cgatrain_tasks_per_node"):
-        OmegaConf.register_new_resolver("cgatrain_tasks_per_node", _tasks_per_node)
+        with warnings.catch_warnings():  # newer omegaconf deprecates the only call omegaconf 2.3 offers
+            warnings.simplefilter("ignore")
+            OmegaConf.register_new_resolver("cgatrain_tasks_per_node", _tasks_per_node)
 
 
 def _to_container(cfg: DictConfig) -> dict[str, Any]:
@@ -107,8 +110,8 @@ def _warn_capacity(cfg: dict[str, Any], run_dir: Path, local_agents: int) -> Non
         append_log(run_dir, warning)
 
 
-def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, overrides: list[str] | None = None) -> None:
-    """One experiment in this process: validate, spawn the agents, wait, report. Never raises."""
+def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, overrides: list[str] | None = None) -> bool:
+    """One experiment in this process: validate, spawn the agents, wait, report. Never raises; False if it failed."""
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import AgentFailure, spawn_agents
     from cgatrain.reporting.wandb_run import name_the_run
@@ -119,7 +122,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
         validate(container)
     except ConfigError as error:
         _record_failure(run_dir, "failed", str(error), container)
-        return
+        return False
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(container), run_dir / "config.yaml")
     _warn_capacity(container, run_dir, int(container["agents"]))
@@ -127,8 +130,9 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
         spawn_agents(container, run_dir)
     except AgentFailure as error:
         _record_failure(run_dir, "failed", f"run failed: {error}", container)
-        return
+        return False
     _print_summary(run_dir)
+    return True
 
 
 def _hydra_main() -> None:
@@ -147,7 +151,10 @@ def _hydra_main() -> None:
             if code:
                 raise RuntimeError(f"agent {env.rank} of {Path(hydra_cfg.runtime.output_dir)} failed to start (exit code {code})")
             return
-        run_job(cfg, Path(hydra_cfg.runtime.output_dir), group, list(hydra_cfg.overrides.task))
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        if not run_job(cfg, run_dir, group, list(hydra_cfg.overrides.task)) and os.environ.get("SUBMITIT_EXECUTOR"):
+            # A submitit job cannot reach the parent's FAILED_JOBS; Hydra re-raises this there once the sweep is done.
+            raise RuntimeError(f"job failed: {run_dir} (see its summary.json)")
 
     task()
 

@@ -11,14 +11,20 @@ from pathlib import Path
 import pytest
 
 from cgatrain.reporting import report
-from cgatrain.reporting.schema import METRICS_FILE, EpochRecord, RunSummary, load_summary, write_summary
+from cgatrain.reporting.schema import (
+    METRICS_FILE,
+    EpochRecord,
+    RunSummary,
+    load_summary,
+    write_summary,
+)
 
 TINY = ["agents=4", "model=mlp", "train.epochs=1", "train.batch_size=64", "train.steps_per_epoch=3", "train.progress_bar=false",
         "checkpoint.enabled=false", "comm.timeout_s=30"]
 
 
 def cgatrain(*args: str, cwd: Path, timeout: float = 200) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cgatrain", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "cgatrain", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.mark.multiproc

@@ -24,7 +24,7 @@ TINY = ["model=mlp", "partition=iid", "train.batch_size=64", "train.steps_per_ep
 
 
 def cgatrain(*args: str, cwd: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cgatrain", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "cgatrain", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.mark.multiproc
@@ -121,7 +121,7 @@ def test_oversubscription_warning_is_shown_before_spawn_and_logged(tmp_path: Pat
         pytest.skip("taskset not available")
     run = tmp_path / "run"
     args = ["taskset", "-c", "0", sys.executable, "-m", "cgatrain", "agents=5", "algorithm=dpsgd", *TINY, "train.epochs=1", f"hydra.run.dir={run}"]
-    result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=100)
+    result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=100, check=False)
     assert result.returncode == 0, result.stderr
     assert "warning: agents=5 x comm.threads_per_agent=1 = 5 threads on 1 CPU core(s)" in result.stderr
     log = (run / "cgatrain.log").read_text()

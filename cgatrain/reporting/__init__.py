@@ -138,7 +138,7 @@ def per_agent_table(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
-def _start_wandb(cfg: Mapping[str, Any], run_dir: Path):  # noqa: ANN202 (wandb is optional)
+def _start_wandb(cfg: Mapping[str, Any], run_dir: Path) -> Any:  # a wandb Run; wandb is optional
     """One wandb run per experiment, from rank 0; imported only when enabled."""
     settings = cfg.get("logger", {}).get("wandb", {})
     mode = settings.get("mode", "disabled")

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from cgatrain.reporting import plots
 from cgatrain.reporting.runs import DEFAULT_BY, find_runs, group_runs, label_keys
-from cgatrain.reporting.tables import ACCURACY, COMMUNICATION, Column, report_markdown, write_group_csv, write_run_csv
+from cgatrain.reporting.tables import (
+    ACCURACY,
+    COMMUNICATION,
+    Column,
+    report_markdown,
+    write_group_csv,
+    write_run_csv,
+)
 
 PLOT_HINT = 'plots skipped: matplotlib is not installed; pip install -e ".[plot]" (or pip install "cgatrain[plot]") to get them'
 

@@ -8,6 +8,7 @@ resolved config (`optim.lr` -> 0.02).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,15 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from cgatrain.reporting.schema import CONFIG_FILE, SUMMARY_FILE, EpochRecord, RunSummary, load_metrics, load_summary, metric_value
+from cgatrain.reporting.schema import (
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    EpochRecord,
+    RunSummary,
+    load_metrics,
+    load_summary,
+    metric_value,
+)
 
 SKIPPED_FOLDERS = {".hydra", ".submitit", "checkpoints", "wandb", "report"}
 # Keys that never tell two methods apart: seeds are averaged over, the rest is bookkeeping.
@@ -64,7 +73,7 @@ class Run:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if value == value and abs(value) != float("inf") else None
+    return float(value) if math.isfinite(value) else None
 
 
 def _mean(values: Iterable[Any]) -> float | None:

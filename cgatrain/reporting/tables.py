@@ -101,10 +101,12 @@ def report_markdown(roots: Sequence[Path], runs: Sequence[Run], groups: Sequence
     parts = [
         f"# cgatrain report: {', '.join(str(r) for r in roots)}",
         "",
-        f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in _count(run.status for run in runs).items())}); "
-        f"agents {', '.join(map(str, agents)) or '-'}; epochs completed {', '.join(map(str, epochs)) or '-'}; seeds {', '.join(seeds)}. "
-        "Final values, mean ± sample std over the completed seeds (n); a method whose every seed diverged reads "
-        "\"Diverges\", as in the CGA paper. MB sent is the mean over agents.",
+        (
+            f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in _count(run.status for run in runs).items())}); "
+            f"agents {', '.join(map(str, agents)) or '-'}; epochs completed {', '.join(map(str, epochs)) or '-'}; seeds {', '.join(seeds)}. "
+            "Final values, mean ± sample std over the completed seeds (n); a method whose every seed diverged reads "
+            "\"Diverges\", as in the CGA paper. MB sent is the mean over agents."
+        ),
         "",
         "## Accuracy",
         "",
