@@ -15,13 +15,16 @@ from typing import Any
 from cgatrain.reporting.runs import Group
 from cgatrain.reporting.schema import metric_value
 
-# metric key -> (figure title, y-axis label, scale, log scale)
+# metric key -> (figure title, y-axis label, scale, log scale when the values span orders of magnitude)
 CURVES: dict[str, tuple[str, str, float, bool]] = {
     "train_loss": ("Training loss (mean over agents)", "train loss", 1.0, True),
     "consensus_test_accuracy": ("Test accuracy of the averaged model", "test accuracy (%)", 100.0, False),
     "agent_test_accuracy_mean": ("Test accuracy of the agents' own models (mean)", "test accuracy (%)", 100.0, False),
     "consensus_distance": ("Consensus distance 1/n Σ‖x_i − x̄‖²", "consensus distance", 1.0, True),
 }
+
+
+LOG_SCALE_RANGE = 20.0  # a "log" metric gets a log axis only when its values span more than this factor
 
 
 def matplotlib_available() -> bool:
@@ -106,7 +109,8 @@ def plot_curves(groups: Sequence[Group], by: Sequence[str], key: str, path: Path
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(_integer_ticks())
         ax.set_ylabel(ylabel)
-        if log and ax.has_data():
+        low, high = ax.dataLim.y0, ax.dataLim.y1
+        if log and ax.has_data() and low > 0 and high / low > LOG_SCALE_RANGE:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     return _finish(figure, axes, path, title)

@@ -53,10 +53,13 @@ class Run:
         return self.config.get("seed")
 
     def value(self, key: str) -> Any:
-        """A Hydra choice, else a dotted config key, else None."""
+        """A Hydra choice, else a dotted config key (a group's `name` or `graph`), else None."""
         if key in self.choices:
             return self.choices[key]
-        return self.config.get(key)
+        for name in (key, f"{key}.name", f"{key}.graph"):  # runs without Hydra's record (torchrun, srun)
+            if name in self.config:
+                return self.config[name]
+        return None
 
     def result(self, key: str) -> float | None:
         """A final number: the summary's, else the last epoch's, else a mean over epochs for timings."""
