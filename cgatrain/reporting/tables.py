@@ -32,7 +32,7 @@ ACCURACY = (
     Column("consensus_test_accuracy", "Averaged-model acc (%)", 100.0, 2),
     Column("agent_test_accuracy_mean", "Agents' acc mean (%)", 100.0, 2),
     Column("agent_test_accuracy_min", "Min agent acc (%)", 100.0, 2),
-    Column("final_train_loss", "Final train loss", 1.0, 4),
+    Column("final_train_loss", "Final train loss", 1.0, 4, "g"),
     Column("consensus_distance", "Consensus distance", 1.0, 2, "e"),
 )
 COMMUNICATION = (
