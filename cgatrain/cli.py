@@ -144,10 +144,11 @@ def _hydra_main() -> None:
     def task(cfg: DictConfig) -> None:
         logging.captureWarnings(True)  # Python warnings reach the console and the run's cgatrain.log
         hydra_cfg = HydraConfig.get()
-        group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
+        # The whole sweep path names the wandb group: a bare time or "main" would collide across sweeps.
+        group = str(hydra_cfg.sweep.dir)[-128:] if hydra_cfg.mode == RunMode.MULTIRUN else None
         env = detect_launch_env()
         if env is not None:  # a job of hydra/launcher=submitit_slurm: srun started one task per agent
-            code = _run_as_agent(env, cfg, Path(hydra_cfg.runtime.output_dir), agents_given=True)
+            code = _run_as_agent(env, cfg, Path(hydra_cfg.runtime.output_dir), True, group, list(hydra_cfg.overrides.task))
             if code:
                 raise RuntimeError(f"agent {env.rank} of {Path(hydra_cfg.runtime.output_dir)} failed to start (exit code {code})")
             return
@@ -171,13 +172,15 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     run_dir = Path(str(cfg.hydra.run.dir))
     with open_dict(cfg):
         del cfg["hydra"]
-    return _run_as_agent(env, cfg, run_dir, agents_given=any(arg.startswith("agents=") for arg in argv))
+    return _run_as_agent(env, cfg, run_dir, any(arg.startswith("agents=") for arg in argv), None, argv)
 
 
-def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: bool) -> int:
+def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: bool,
+                  sweep_group: str | None = None, overrides: list[str] | None = None) -> int:
     """This process is agent `env.rank` of a launcher's world (torchrun, srun, a submitit Slurm job)."""
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import run_agent
+    from cgatrain.reporting.wandb_run import name_the_run
 
     with open_dict(cfg):
         if cfg.agents != env.world_size:
@@ -186,6 +189,7 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
                 return 2
             cfg.agents = env.world_size
     container = _to_container(cfg)
+    name_the_run(container, run_dir, sweep_group, overrides or [])
     try:
         validate(container, local_agents=env.local_world_size)
     except ConfigError as error:
