@@ -8,9 +8,10 @@ with Hydra's compose API (no per-rank output directory) and rank 0 alone writes 
 from __future__ import annotations
 
 import datetime
-import json
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,21 @@ def default_run_dir() -> str:
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("cgatrain_run_dir"):
         OmegaConf.register_new_resolver("cgatrain_run_dir", default_run_dir)
+    _register_slurm_resolver()
+
+
+def _tasks_per_node(agents: int, nodes: int) -> int:
+    """slurm: agents spread evenly over the nodes, one task per agent."""
+    if int(agents) % int(nodes):
+        raise ValueError(f"agents={agents} cannot be spread evenly over slurm.nodes={nodes}")
+    return int(agents) // int(nodes)
+
+
+def _register_slurm_resolver() -> None:
+    if not OmegaConf.has_resolver("cgatrain_tasks_per_node"):
+        with warnings.catch_warnings():  # newer omegaconf deprecates the only call omegaconf 2.3 offers
+            warnings.simplefilter("ignore")
+            OmegaConf.register_new_resolver("cgatrain_tasks_per_node", _tasks_per_node)
 
 
 def _to_container(cfg: DictConfig) -> dict[str, Any]:
@@ -50,54 +66,73 @@ def _to_container(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _print_summary(run_dir: Path) -> None:
-    path = run_dir / "summary.json"
-    if not path.exists():
-        return
-    summary = json.loads(path.read_text())
+    from cgatrain.reporting import append_log
+    from cgatrain.reporting.schema import load_summary
 
-    def pct(key: str) -> str:
-        value = summary.get(key)
+    summary = load_summary(run_dir)
+    if summary is None:
+        return
+
+    def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.2%}"
 
-    print(
-        f"\nstatus: {summary['status']} after {summary.get('epochs_completed')} epochs | "
-        f"averaged-model test acc {pct('consensus_test_accuracy')} | agents' acc mean {pct('agent_test_accuracy_mean')} "
-        f"min {pct('agent_test_accuracy_min')} | MB sent/agent {summary.get('mb_sent_per_agent') or 0:.2f} | "
-        f"{summary.get('wall_seconds', 0):.1f} s\nrun files: {run_dir} (summary.json, metrics.jsonl, config.yaml, checkpoints/)",
-        flush=True,
+    mb_sent = f"MB sent/agent (mean) {summary.mb_sent_per_agent or 0:.2f}"
+    if summary.mb_sent_per_agent_min is not None and summary.mb_sent_per_agent_min != summary.mb_sent_per_agent_max:
+        mb_sent += f" (min {summary.mb_sent_per_agent_min:.2f}, max {summary.mb_sent_per_agent_max:.2f})"
+    text = (
+        f"\nstatus: {summary.status} after {summary.epochs_completed} epochs | "
+        f"averaged-model test acc {pct(summary.consensus_test_accuracy)} | agents' acc mean {pct(summary.agent_test_accuracy_mean)} "
+        f"min {pct(summary.agent_test_accuracy_min)} | {mb_sent} | "
+        f"{summary.wall_seconds or 0:.1f} s\nrun files: {run_dir} (summary.json, metrics.jsonl, config.yaml, cgatrain.log, checkpoints/)"
     )
+    print(text, flush=True)
+    append_log(run_dir, text)
 
 
 def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any]) -> None:
-    from cgatrain.reporting import write_json
+    from cgatrain.reporting import append_log
+    from cgatrain.reporting.schema import RunSummary, write_summary
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "summary.json", {"status": status, "error": message, "algorithm": cfg.get("algorithm", {}).get("name"), "run_dir": str(run_dir)})
+    write_summary(run_dir, RunSummary(status=status, error=message, algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir)))
     FAILED_JOBS.append(str(run_dir))
     print(f"error: {message}\nrun files: {run_dir}", file=sys.stderr, flush=True)
+    append_log(run_dir, f"error: {message}")
 
 
-def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> None:
-    """One experiment in this process: validate, spawn the agents, wait, report. Never raises."""
+def _warn_capacity(cfg: dict[str, Any], run_dir: Path, local_agents: int) -> None:
+    from cgatrain.capacity import check_capacity
+    from cgatrain.reporting import append_log
+
+    warning = check_capacity(local_agents, int(cfg["comm"].get("threads_per_agent", 1)))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+        append_log(run_dir, warning)
+
+
+def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, overrides: list[str] | None = None) -> bool:
+    """One experiment in this process: validate, spawn the agents, wait, report. Never raises; False if it failed."""
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import AgentFailure, spawn_agents
+    from cgatrain.reporting.wandb_run import name_the_run
 
     container = _to_container(cfg)
-    if sweep_group and not container["logger"]["wandb"].get("group"):
-        container["logger"]["wandb"]["group"] = sweep_group
+    name_the_run(container, run_dir, sweep_group, overrides or [])
     try:
         validate(container)
     except ConfigError as error:
         _record_failure(run_dir, "failed", str(error), container)
-        return
+        return False
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(container), run_dir / "config.yaml")
+    _warn_capacity(container, run_dir, int(container["agents"]))
     try:
         spawn_agents(container, run_dir)
     except AgentFailure as error:
         _record_failure(run_dir, "failed", f"run failed: {error}", container)
-        return
+        return False
     _print_summary(run_dir)
+    return True
 
 
 def _hydra_main() -> None:
@@ -107,9 +142,20 @@ def _hydra_main() -> None:
 
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
     def task(cfg: DictConfig) -> None:
+        logging.captureWarnings(True)  # Python warnings reach the console and the run's cgatrain.log
         hydra_cfg = HydraConfig.get()
-        group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
-        run_job(cfg, Path(hydra_cfg.runtime.output_dir), group)
+        # The whole sweep path names the wandb group: a bare time or "main" would collide across sweeps.
+        group = str(hydra_cfg.sweep.dir)[-128:] if hydra_cfg.mode == RunMode.MULTIRUN else None
+        env = detect_launch_env()
+        if env is not None:  # a job of hydra/launcher=submitit_slurm: srun started one task per agent
+            code = _run_as_agent(env, cfg, Path(hydra_cfg.runtime.output_dir), True, group, list(hydra_cfg.overrides.task))
+            if code:
+                raise RuntimeError(f"agent {env.rank} of {Path(hydra_cfg.runtime.output_dir)} failed to start (exit code {code})")
+            return
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        if not run_job(cfg, run_dir, group, list(hydra_cfg.overrides.task)) and os.environ.get("SUBMITIT_EXECUTOR"):
+            # A submitit job cannot reach the parent's FAILED_JOBS; Hydra re-raises this there once the sweep is done.
+            raise RuntimeError(f"job failed: {run_dir} (see its summary.json)")
 
     task()
 
@@ -117,9 +163,6 @@ def _hydra_main() -> None:
 def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     """torchrun/srun: this process is agent `env.rank`; compose, validate and train."""
     from hydra import compose, initialize_config_dir
-
-    from cgatrain.config import ConfigError, validate
-    from cgatrain.launcher import run_agent
 
     if any(arg.startswith("-") for arg in argv):
         print("error: Hydra flags (-m, --cfg, ...) are not available under torchrun/srun; pass key=value overrides only", file=sys.stderr)
@@ -129,12 +172,24 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     run_dir = Path(str(cfg.hydra.run.dir))
     with open_dict(cfg):
         del cfg["hydra"]
+    return _run_as_agent(env, cfg, run_dir, any(arg.startswith("agents=") for arg in argv), None, argv)
+
+
+def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: bool,
+                  sweep_group: str | None = None, overrides: list[str] | None = None) -> int:
+    """This process is agent `env.rank` of a launcher's world (torchrun, srun, a submitit Slurm job)."""
+    from cgatrain.config import ConfigError, validate
+    from cgatrain.launcher import run_agent
+    from cgatrain.reporting.wandb_run import name_the_run
+
+    with open_dict(cfg):
         if cfg.agents != env.world_size:
-            if any(arg.startswith("agents=") for arg in argv):
+            if agents_given:
                 print(f"error: agents={cfg.agents} but the launcher started {env.world_size} processes", file=sys.stderr)
                 return 2
             cfg.agents = env.world_size
     container = _to_container(cfg)
+    name_the_run(container, run_dir, sweep_group, overrides or [])
     try:
         validate(container, local_agents=env.local_world_size)
     except ConfigError as error:
@@ -144,6 +199,7 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     if env.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml")
+        _warn_capacity(container, run_dir, env.local_world_size)
     if env.launcher == "slurm":
         os.environ.setdefault("MASTER_ADDR", str(env.master_addr))
         os.environ.setdefault("MASTER_PORT", str(env.master_port))
@@ -155,6 +211,10 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
 
 def main() -> None:
     """Entry point of the `cgatrain` command and of `python -m cgatrain`."""
+    if sys.argv[1:2] == ["report"]:
+        from cgatrain.reporting.report import main as report_main
+
+        sys.exit(report_main(sys.argv[2:]))
     _register_resolvers()
     env = detect_launch_env()
     if env is not None:
@@ -163,3 +223,7 @@ def main() -> None:
     if FAILED_JOBS:
         print(f"{len(FAILED_JOBS)} job(s) failed: {', '.join(FAILED_JOBS)}", file=sys.stderr)
         sys.exit(1)
+
+
+# Submitit jobs unpickle the task function without calling main(): the resolvers must exist on import.
+_register_resolvers()

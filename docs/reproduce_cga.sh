@@ -2,7 +2,8 @@
 # The CGA paper's Table 3 comparison at our scale: 5 agents, class-partitioned non-IID data,
 # topologies complete / ring / bipartite, 2 seeds, as Hydra multirun sweeps.
 #   bash docs/reproduce_cga.sh [OUT_DIR] [digits|mnist|all]
-# Then: python docs/cga_table.py OUT_DIR  (writes the markdown table and the loss-curve PNGs)
+# Each data set ends with `cgatrain report`: OUT_DIR/<data>/report/ holds report.md (tables per
+# topology x method, mean ± std over seeds), summary.csv, runs.csv and plots/ (needs ".[plot]").
 set -euo pipefail
 out="${1:-sweeps/cga}"
 which="${2:-all}"
@@ -18,6 +19,7 @@ if [ "$which" = digits ] || [ "$which" = all ]; then
   # H = 1 (section 4 of the CGA paper), both with momentum 0.9 like every other method here.
   cgatrain -m algorithm=sgp,swarmsgd algorithm.momentum=0.9 topology=complete,ring,bipartite \
     "${common[@]}" "hydra.sweep.dir=$out/digits/sgp_swarmsgd"
+  cgatrain report "$out/digits" --by data topology --out "$out/digits/report"
 fi
 if [ "$which" = mnist ] || [ "$which" = all ]; then
   # MNIST test set split 8000/2000, agent r holds classes r and r+5 cut to 723 images each,
@@ -30,4 +32,5 @@ if [ "$which" = mnist ] || [ "$which" = all ]; then
     "${common[@]}" "hydra.sweep.dir=$out/mnist/cga_beta098"
   cgatrain -m experiment=mnist_cga_setup algorithm=cga_authors model.activation=none topology="$topologies" \
     "${common[@]}" "hydra.sweep.dir=$out/mnist/cga_authors"
+  cgatrain report "$out/mnist" --by data topology --out "$out/mnist/report"
 fi

@@ -3,17 +3,19 @@
 # Sparse-Push with no compression, top-10% and top-1% (Table 5's eta for each), and SCSP against
 # Sparse-Push under skew 0.8. 2 seeds (SEEDS=0 for one).
 #   bash docs/reproduce_sparse_push.sh [OUT_DIR] [digits|mnist|all]
-# Then: python docs/cga_table.py OUT_DIR --preset sparse_push
+# Each data set ends with `cgatrain report`: OUT_DIR/<data>/report/ holds report.md (tables per
+# partition x method: accuracy, kB per step, compression factor), summary.csv, runs.csv and plots/.
 set -euo pipefail
 out="${1:-sweeps/sparse_push}"
 which="${2:-all}"
 common=(checkpoint.enabled=false train.progress_bar=false "seed=${SEEDS:-0,1}")
 run() {  # $1: data name, rest: extra overrides
   local data="$1"; shift
-  cgatrain -m algorithm=sparse_push experiment=sp_none,sp_top10,sp_top1 partition=iid,skew "$@" \
+  cgatrain -m experiment=sp_none,sp_top10,sp_top1 partition=iid,skew "$@" \
     "${common[@]}" "hydra.sweep.dir=$out/$data/sparse_push"
   cgatrain -m algorithm=scsp experiment=sp_top10,sp_top1 partition=skew "$@" \
     "${common[@]}" "hydra.sweep.dir=$out/$data/scsp"
+  cgatrain report "$out/$data" --by partition --metric parameter_divergence --out "$out/$data/report"
 }
 if [ "$which" = digits ] || [ "$which" = all ]; then
   run digits   # batch 32, lr 0.02 decayed 0.981 per epoch, 20 epochs

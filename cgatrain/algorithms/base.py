@@ -180,7 +180,22 @@ def resolve_compressor(cfg: Mapping[str, Any] | None, algorithm: type[Algorithm]
     """The compressor config an algorithm runs with: `auto` means the algorithm's own default."""
     chosen = dict(cfg or {"name": "auto"})
     if chosen.get("name", "auto") == "auto":
-        return {"name": algorithm.default_compressor}
+        return _auto_compressor(chosen, algorithm)
     if chosen["name"] != "identity" and not algorithm.uses_compressor:
         raise ValueError(f"algorithm {algorithm.name!r} sends uncompressed messages; compressor={chosen['name']} needs a compressing algorithm")
     return chosen
+
+
+def _auto_compressor(chosen: Mapping[str, Any], algorithm: type[Algorithm]) -> dict[str, Any]:
+    """`compressor=auto`: the algorithm's own compressor with the options set (non-null); others are refused."""
+    from cgatrain.compression.base import COMPRESSORS, compressor_options
+
+    name = algorithm.default_compressor
+    options = {str(key): value for key, value in chosen.items() if key != "name" and value is not None}
+    accepted = compressor_options(COMPRESSORS[name]) if name in COMPRESSORS else []
+    refused = sorted(set(options) - set(accepted))
+    if refused:
+        takes = f"it takes {', '.join('compressor.' + key for key in accepted)}" if accepted else "it takes no options"
+        raise ValueError(f"compressor=auto is {name} for algorithm={algorithm.name}, which would ignore "
+                         f"{', '.join('compressor.' + key for key in refused)}; {takes}")
+    return {"name": name, **options}

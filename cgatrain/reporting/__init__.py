@@ -12,8 +12,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
+from cgatrain.reporting.schema import (
+    LOG_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    RunSummary,
+    write_json,
+)
+
+__all__ = ["LOG_FILE", "METRICS_FILE", "SUMMARY_FILE", "Reporter", "append_log", "write_json"]
 
 # (metric key, column title, width, format spec) of the per-epoch console table.
 COLUMNS = (
@@ -25,7 +32,7 @@ COLUMNS = (
     ("agent_test_accuracy_mean", "mean", 7, ".2%"),
     ("agent_test_accuracy_max", "max", 7, ".2%"),
     ("consensus_distance", "consensus dist", 14, ".3e"),
-    ("mb_sent_per_agent", "MB sent/agent", 13, ".3f"),
+    ("mb_sent_per_agent", "MB sent/agent", 13, ".3f"),  # mean over agents
     ("epoch_seconds", "sec", 6, ".1f"),
 )
 
@@ -50,9 +57,11 @@ class Reporter:
             self.wandb_run = _start_wandb(cfg, run_dir)
 
     def print(self, text: str) -> None:
+        """Show a line on the console and keep it in the run's cgatrain.log."""
         if self.enabled:
             tqdm.write(text, file=sys.stdout)
             sys.stdout.flush()
+            append_log(self.run_dir, text)
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         if self.show_bar:
@@ -92,14 +101,19 @@ class Reporter:
         partial.write_text("".join(json.dumps(_jsonable(record)) + "\n" for record in records))
         os.replace(partial, self.run_dir / METRICS_FILE)
 
-    def finish(self, summary: Mapping[str, Any]) -> None:
-        """Write summary.json atomically and close wandb."""
+    def finish(self, summary: RunSummary) -> None:
+        """Print the per-agent table, write summary.json atomically and close wandb."""
         if not self.enabled:
             return
-        write_json(self.run_dir / SUMMARY_FILE, summary)
+        if summary.per_agent:
+            self.print(per_agent_table(summary))
+        record = summary.to_dict()
+        write_json(self.run_dir / SUMMARY_FILE, record)
         if self.wandb_run is not None:
-            self.wandb_run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-            self.wandb_run.finish(exit_code=0 if summary.get("status") == "completed" else 1)
+            flat = {k: v for k, v in record.items() if isinstance(v, (int, float, str))}
+            flat.update({f"agent_{agent['rank']}/{k}": v for agent in record["per_agent"] for k, v in agent.items() if k != "rank"})
+            self.wandb_run.summary.update(flat)
+            self.wandb_run.finish(exit_code=0 if summary.status == "completed" else 1)
 
 
 def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,14 +121,24 @@ def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
 
 
-def write_json(path: Path, content: Mapping[str, Any]) -> None:
-    """Write a JSON file atomically."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(json.dumps(_jsonable(content), indent=2) + "\n")
-    os.replace(partial, path)
+def append_log(run_dir: Path, text: str) -> None:
+    """Append lines to the run's cgatrain.log (what the console showed, warnings, errors)."""
+    with open(Path(run_dir) / LOG_FILE, "a") as stream:
+        stream.write(text.rstrip("\n") + "\n")
 
 
-def _start_wandb(cfg: Mapping[str, Any], run_dir: Path):  # noqa: ANN202 (wandb is optional)
+def per_agent_table(summary: RunSummary) -> str:
+    """One row per agent: its own test accuracy and loss, train loss, MB sent, compute and comm seconds."""
+    lines = ["agent  test acc  test loss  train loss   MB sent  compute s  comm s"]
+    for agent in summary.per_agent:
+        lines.append(
+            f"{agent.rank:5d}  {_cell(agent.test_accuracy, 8, '.2%')}  {_cell(agent.test_loss, 9, '.4f')}  "
+            f"{_cell(agent.train_loss, 10, '.4f')}  {agent.mb_sent:8.2f}  {agent.compute_seconds:9.2f}  {agent.comm_seconds:6.2f}"
+        )
+    return "\n".join(lines)
+
+
+def _start_wandb(cfg: Mapping[str, Any], run_dir: Path) -> Any:  # a wandb Run; wandb is optional
     """One wandb run per experiment, from rank 0; imported only when enabled."""
     settings = cfg.get("logger", {}).get("wandb", {})
     mode = settings.get("mode", "disabled")

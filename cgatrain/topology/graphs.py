@@ -202,7 +202,7 @@ def custom_graph(n: int, adjacency: Any = None, edges: Any = None,
         except (TypeError, ValueError) as exc:
             raise TopologyError(f"graph 'custom': adjacency is not a numeric matrix ({exc})") from exc
         if raw.shape != (n, n):
-            raise TopologyError(f"graph 'custom': adjacency must have shape ({n}, {n}), got {raw.shape}")
+            raise TopologyError(f"topology.adjacency has shape {raw.shape} but agents={n}: give an ({n}, {n}) matrix, or set agents to its size")
         if not np.isin(raw, (0.0, 1.0)).all():
             raise TopologyError("graph 'custom': adjacency entries must be 0 or 1")
         A = raw.astype(bool)
@@ -220,14 +220,25 @@ def custom_graph(n: int, adjacency: Any = None, edges: Any = None,
                 raise TopologyError(f"graph 'custom': each edge must be a pair of agent ids [src, dst], got {edge!r}")
             src, dst = int(edge[0]), int(edge[1])
             if not (0 <= src < n and 0 <= dst < n):
-                raise TopologyError(f"graph 'custom': edge [{src}, {dst}] is out of range for n={n}")
+                raise TopologyError(f"topology.edges: edge [{src}, {dst}] is out of range: agents={n} are numbered 0..{n - 1}")
             if src == dst:
                 raise TopologyError(f"graph 'custom': self-loop [{src}, {dst}] is not allowed")
             A[dst, src] = True  # dst receives from src
             if directed is False:
                 A[src, dst] = True
+        _check_every_agent_named(edges, n)
     is_directed = bool(directed) if directed is not None else not (A == A.T).all()
     return A, is_directed
+
+
+def _check_every_agent_named(edges: Any, n: int) -> None:
+    """An edge list written for fewer agents than `agents` leaves the others without an edge: say so."""
+    named = {int(v) for edge in edges for v in edge}
+    if len(named) < n and named:
+        size = max(named) + 1
+        missing = sorted(set(range(n)) - named)
+        raise TopologyError(f"topology.edges names {size} agents (0..{size - 1}) but agents={n}, so agent(s) {missing} "
+                            f"would have no edge: set agents={size}, or add edges for {missing}")
 
 
 def build_static_adjacency(name: str, n: int, params: dict[str, Any]) -> tuple[np.ndarray, bool]:

@@ -80,8 +80,9 @@ class _GraphEntry:
         if self.weights_kind == EXPLICIT_WEIGHTS:
             return "fix the explicit custom 'weights' so the required rows/columns sum to 1"
         if self.weights_kind == "uniform" and self.directed:
-            return ("uniform weights on a directed graph are column stochastic (push-sum); use require='column' "
-                    "or an undirected graph with weights=metropolis_hastings")
+            return ("uniform weights on a directed graph are column stochastic, which only the push-sum algorithms "
+                    "take (algorithm=sgp, sparse_push or scsp); otherwise use an undirected topology with "
+                    "topology.weights=metropolis_hastings")
         if self.weights_kind == "uniform" and len(set(A.sum(axis=1).tolist())) > 1:
             return "use weights=metropolis_hastings for a doubly stochastic matrix on an irregular graph"
         return ""

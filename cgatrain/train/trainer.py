@@ -18,6 +18,7 @@ from cgatrain.comm import NeighborExchange
 from cgatrain.data import AgentSampler, load_dataset, partition_indices, steps_per_epoch
 from cgatrain.models import build_model, loss_fn
 from cgatrain.reporting import Reporter, write_json
+from cgatrain.reporting.schema import AgentResult, EpochRecord, RunSummary
 from cgatrain.topology import build_topology
 from cgatrain.train import metrics
 from cgatrain.train.sync_index import SyncIndex
@@ -61,6 +62,7 @@ class Trainer:
         self.sync_index = SyncIndex(train_cfg.get("consensus_every"), world_size)
         self.start_epoch = 0
         self.compute_seconds = 0.0
+        self.agent_table: torch.Tensor | None = None  # every agent's numbers after the last epoch (AGENT_COLUMNS)
 
     def setup(self) -> None:
         """Warm up the wire, set up the algorithm, and load a checkpoint when resuming."""
@@ -142,12 +144,12 @@ class Trainer:
         record = self._epoch_metrics(epoch, lr, epoch_loss / self.steps, time.perf_counter() - epoch_started)
         if working is not None:
             self.model.params.copy_(working)
-        record.update(self._algorithm_metrics())
-        record.update(self.sync_index.drain())
-        record["comm_seconds_per_step"] = (self.exchange.total_seconds() - comm_before) / self.steps
-        record["compute_seconds_per_step"] = (self.compute_seconds - compute_before) / self.steps
-        self.history.append(record)
-        self.reporter.end_epoch(record, header=len(self.history) == 1 or epoch == self.start_epoch)
+        record.extra.update(self._algorithm_metrics())
+        record.extra.update(self.sync_index.drain())
+        record.comm_seconds_per_step = (self.exchange.total_seconds() - comm_before) / self.steps
+        record.compute_seconds_per_step = (self.compute_seconds - compute_before) / self.steps
+        self.history.append(record.to_dict())
+        self.reporter.end_epoch(self.history[-1], header=len(self.history) == 1 or epoch == self.start_epoch)
 
     def _swap_in_evaluated_params(self) -> torch.Tensor | None:
         """Put the model the algorithm wants scored (FedAvg: the global model) in place; return the working one."""
@@ -167,25 +169,34 @@ class Trainer:
             raise Diverged(f"{int(flags[2])} agent(s) hold a NaN or Inf loss or parameter")
         return float(flags[0] / flags[1])
 
-    def _epoch_metrics(self, epoch: int, lr: float, train_loss: float, seconds: float) -> dict[str, Any]:
+    def _epoch_metrics(self, epoch: int, lr: float, train_loss: float, seconds: float) -> EpochRecord:
         average, distance, divergence = metrics.consensus(self.model.params, self.world_size)
         own_loss, own_accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
-        table = metrics.gather_rows([train_loss, own_loss, own_accuracy, self.exchange.total_bytes_sent()], self.rank, self.world_size, self.device)
-        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": float(table[:, 0].mean())}
-        if self.rank == 0:
-            record.update(self._consensus_scores(average))
-        if self.cfg["train"].get("eval_train", False):
-            record.update(self._train_scores(average))
-        record.update(
+        own = [train_loss, own_loss, own_accuracy, self.exchange.total_bytes_sent(), self.algorithm.dense_bytes_sent,
+               self.compute_seconds, self.exchange.total_seconds()]
+        table = self.agent_table = metrics.gather_rows(own, self.rank, self.world_size, self.device)
+        mb_sent = table[:, 3] / 1e6
+        record = EpochRecord(
+            epoch=epoch + 1,
+            lr=lr,
+            train_loss=float(table[:, 0].mean()),
             agent_test_loss_mean=float(table[:, 1].mean()),
             agent_test_accuracy_min=float(table[:, 2].min()),
             agent_test_accuracy_mean=float(table[:, 2].mean()),
             agent_test_accuracy_max=float(table[:, 2].max()),
             consensus_distance=distance,
             parameter_divergence=divergence,
-            mb_sent_per_agent=float(table[:, 3].mean()) / 1e6,
+            mb_sent_per_agent=float(mb_sent.mean()),
+            mb_sent_per_agent_min=float(mb_sent.min()),
+            mb_sent_per_agent_max=float(mb_sent.max()),
             epoch_seconds=seconds,
         )
+        if self.rank == 0:
+            scores = self._consensus_scores(average)
+            record.consensus_test_loss, record.consensus_test_accuracy = scores.pop("consensus_test_loss"), scores.pop("consensus_test_accuracy")
+            record.extra.update(scores)
+        if self.cfg["train"].get("eval_train", False):
+            record.extra.update(self._train_scores(average))
         return record
 
     def _algorithm_metrics(self) -> dict[str, float]:
@@ -237,38 +248,48 @@ class Trainer:
             checkpoint.mark_latest(root, completed_epochs, self.world_size, int(self.cfg["checkpoint"].get("keep", 2)), self.cfg["algorithm"]["name"])
 
     def _finish(self, status: str, seconds: float) -> None:
-        last = self.history[-1] if self.history else {}
-        summary = {
-            "status": status,
-            "algorithm": self.cfg["algorithm"]["name"],
-            "agents": self.world_size,
-            "epochs_completed": int(last.get("epoch", self.start_epoch)),
-            "consensus_test_accuracy": last.get("consensus_test_accuracy"),
-            "consensus_test_loss": last.get("consensus_test_loss"),
-            "agent_test_accuracy_mean": last.get("agent_test_accuracy_mean"),
-            "agent_test_accuracy_min": last.get("agent_test_accuracy_min"),
-            "agent_test_accuracy_max": last.get("agent_test_accuracy_max"),
-            "final_train_loss": last.get("train_loss"),
-            "consensus_distance": last.get("consensus_distance"),
-            "mb_sent_per_agent": self.exchange.total_bytes_sent() / 1e6 if self.rank == 0 else None,
-            "mb_sent_per_agent_mean": last.get("mb_sent_per_agent"),
-            "bytes_sent_by_round": {name: s.bytes_sent for name, s in self.exchange.stats.items() if not name.startswith("_")},
-            "bytes_sent_per_step": self.exchange.total_bytes_sent() / max(int(last.get("epoch", 0)) * self.steps, 1),
-            "compression_factor": self._compression_factor(),
-            "parameter_divergence": last.get("parameter_divergence"),
-            "wall_seconds": seconds,
-            "seconds_per_epoch": seconds / max(len(self.history) - self._resumed_rows(), 1),
-            "run_dir": str(self.run_dir),
-        }
+        last = EpochRecord.from_dict(self.history[-1]) if self.history else EpochRecord(epoch=self.start_epoch, lr=0.0, train_loss=math.nan)
+        table = self.agent_table
+        steps_done = max(last.epoch * self.steps, 1)
+        summary = RunSummary(
+            status=status,
+            algorithm=self.cfg["algorithm"]["name"],
+            agents=self.world_size,
+            epochs_completed=int(last.epoch),
+            consensus_test_accuracy=last.consensus_test_accuracy,
+            consensus_test_loss=last.consensus_test_loss,
+            agent_test_accuracy_mean=last.agent_test_accuracy_mean,
+            agent_test_accuracy_min=last.agent_test_accuracy_min,
+            agent_test_accuracy_max=last.agent_test_accuracy_max,
+            final_train_loss=last.train_loss if self.history else None,
+            consensus_distance=last.consensus_distance,
+            parameter_divergence=last.parameter_divergence,
+            mb_sent_per_agent=last.mb_sent_per_agent,
+            mb_sent_per_agent_min=last.mb_sent_per_agent_min,
+            mb_sent_per_agent_max=last.mb_sent_per_agent_max,
+            bytes_sent_by_round={name: s.bytes_sent for name, s in self.exchange.stats.items() if not name.startswith("_")},
+            bytes_sent_per_step=float(table[:, 3].mean()) / steps_done if table is not None else None,
+            compression_factor=float(table[:, 4].sum() / table[:, 3].sum()) if table is not None and float(table[:, 3].sum()) > 0 and float(table[:, 4].sum()) > 0 else None,
+            wall_seconds=seconds,
+            seconds_per_epoch=seconds / max(len(self.history) - self._resumed_rows(), 1),
+            run_dir=str(self.run_dir),
+            per_agent=_per_agent(table),
+        )
         self.reporter.finish(summary)
-
-    def _compression_factor(self) -> float | None:
-        """Bytes the same rounds would have sent uncompressed, over the bytes actually sent (rank 0)."""
-        dense, sent = self.algorithm.dense_bytes_sent, self.exchange.total_bytes_sent()
-        return dense / sent if dense and sent else None
 
     def _resumed_rows(self) -> int:
         return sum(1 for record in self.history if record["epoch"] <= self.start_epoch)
+
+
+def _per_agent(table: torch.Tensor | None) -> list[AgentResult]:
+    """Rows of the gathered end-of-epoch table as per-agent results."""
+    if table is None:
+        return []
+    return [
+        AgentResult(rank=rank, train_loss=float(row[0]), test_loss=float(row[1]), test_accuracy=float(row[2]) if math.isfinite(row[2]) else None,
+                    mb_sent=float(row[3]) / 1e6, compute_seconds=float(row[5]), comm_seconds=float(row[6]))
+        for rank, row in enumerate(table.tolist())
+    ]
 
 
 def _previous_metrics(run_dir: Path, up_to_epoch: int) -> list[dict[str, Any]]:
