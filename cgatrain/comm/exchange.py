@@ -140,20 +140,10 @@ class NeighborExchange:
 
     def all_reduce_mean(self, name: str, tensor: torch.Tensor) -> None:
         """Average `tensor` over all agents in place; bytes counted as a ring all-reduce moves them."""
-        self.wire.drain()
-        started = time.perf_counter()
-        stats = self.stats.setdefault(name, RoundStats())
         # A ring all-reduce sends and receives 2(n-1)/n of the buffer per agent.
         moved = int(2 * (self.world_size - 1) * _nbytes([tensor]) / self.world_size)
-        try:
-            stall = self.wire.all_reduce(tensor)
-        except RuntimeError as error:
-            raise PeerError(f"agent {self.rank}: all-reduce round {name!r} failed: {error}") from error
+        self.all_reduce_sum(name, tensor, moved, moved)
         tensor.div_(self.world_size)
-        stats.calls += 1
-        stats.bytes_sent += moved
-        stats.bytes_received += moved
-        self._count_seconds(name, time.perf_counter() - started, stall)
 
     def all_reduce_sum(self, name: str, tensor: torch.Tensor, bytes_sent: int, bytes_received: int) -> None:
         """Sum `tensor` over all agents in place, counting the bytes the caller's protocol moves.
@@ -161,16 +151,17 @@ class NeighborExchange:
         For a role played over the all-reduce, e.g. FedAvg's server: a client counts its upload
         and its download, not the all-reduce's own traffic.
         """
+        self.wire.drain()
         started = time.perf_counter()
         stats = self.stats.setdefault(name, RoundStats())
         try:
-            dist.all_reduce(tensor)
+            stall = self.wire.all_reduce(tensor)
         except RuntimeError as error:
             raise PeerError(f"agent {self.rank}: all-reduce round {name!r} failed: {error}") from error
         stats.calls += 1
         stats.bytes_sent += int(bytes_sent)
         stats.bytes_received += int(bytes_received)
-        stats.seconds += time.perf_counter() - started
+        self._count_seconds(name, time.perf_counter() - started, stall)
 
     def warm_up(self, peers: Iterable[int]) -> None:
         """Exchange one element with each peer so NCCL builds its p2p communicators now (pytorch#108378)."""
