@@ -77,8 +77,12 @@ def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any
     print(f"error: {message}\nrun files: {run_dir}", file=sys.stderr, flush=True)
 
 
-def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> None:
-    """One experiment in this process: validate, spawn the agents, wait, report. Never raises."""
+def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, overrides: list[str] | None = None) -> None:
+    """One experiment in this process: validate, spawn the agents, wait, report.
+
+    Never raises, except SystemExit when a signal stopped the run: a sweep stops with it.
+    """
+    from cgatrain import lifecycle_cli
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import AgentFailure, spawn_agents
 
@@ -86,17 +90,23 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> N
     if sweep_group and not container["logger"]["wandb"].get("group"):
         container["logger"]["wandb"]["group"] = sweep_group
     try:
+        container = lifecycle_cli.prepare_resume(container, run_dir, overrides or [])
+        if container is None:
+            return  # auto-resume found this job already completed (a requeued sweep)
         validate(container)
     except ConfigError as error:
         _record_failure(run_dir, "failed", str(error), container)
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(container), run_dir / "config.yaml")
+    lifecycle_cli.clear_summary(run_dir)
     try:
-        spawn_agents(container, run_dir)
+        stopped_by = spawn_agents(container, run_dir)
     except AgentFailure as error:
         _record_failure(run_dir, "failed", f"run failed: {error}", container)
         return
+    if stopped_by:
+        raise SystemExit(lifecycle_cli.report_interrupted(run_dir, stopped_by, container))
     _print_summary(run_dir)
 
 
@@ -109,7 +119,7 @@ def _hydra_main() -> None:
     def task(cfg: DictConfig) -> None:
         hydra_cfg = HydraConfig.get()
         group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
-        run_job(cfg, Path(hydra_cfg.runtime.output_dir), group)
+        run_job(cfg, Path(hydra_cfg.runtime.output_dir), group, list(hydra_cfg.overrides.task))
 
     task()
 
@@ -118,6 +128,7 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     """torchrun/srun: this process is agent `env.rank`; compose, validate and train."""
     from hydra import compose, initialize_config_dir
 
+    from cgatrain import lifecycle_cli
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import run_agent
 
@@ -136,18 +147,22 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
             cfg.agents = env.world_size
     container = _to_container(cfg)
     try:
+        container = lifecycle_cli.prepare_resume(container, run_dir, argv, env.world_size)
+        if container is None:
+            return 0
         validate(container, local_agents=env.local_world_size)
     except ConfigError as error:
         if env.rank == 0:
             print(f"error: {error}", file=sys.stderr)
         return 2
     if env.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml")
+        lifecycle_cli.save_config(container, run_dir)
     if env.launcher == "slurm":
         os.environ.setdefault("MASTER_ADDR", str(env.master_addr))
         os.environ.setdefault("MASTER_PORT", str(env.master_port))
-    run_agent(container, run_dir, env.rank, env.world_size, env.local_rank, env.local_world_size)
+    status = run_agent(container, run_dir, env.rank, env.world_size, env.local_rank, env.local_world_size)
+    if status == "interrupted":
+        return lifecycle_cli.report_interrupted(run_dir, None, container, quiet=env.rank != 0)
     if env.rank == 0:
         _print_summary(run_dir)
     return 0
@@ -157,9 +172,13 @@ def main() -> None:
     """Entry point of the `cgatrain` command and of `python -m cgatrain`."""
     _register_resolvers()
     env = detect_launch_env()
-    if env is not None:
-        sys.exit(_run_under_launcher(env, sys.argv[1:]))
-    _hydra_main()
+    try:
+        if env is not None:
+            sys.exit(_run_under_launcher(env, sys.argv[1:]))
+        _hydra_main()
+    except KeyboardInterrupt:  # Ctrl-C before any agent started: nothing to save, no traceback
+        print("interrupted before the run started", file=sys.stderr)
+        sys.exit(130)
     if FAILED_JOBS:
         print(f"{len(FAILED_JOBS)} job(s) failed: {', '.join(FAILED_JOBS)}", file=sys.stderr)
         sys.exit(1)
