@@ -129,6 +129,7 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     from hydra import compose, initialize_config_dir
 
     from cgatrain import lifecycle_cli
+    from cgatrain.comm.rendezvous import RendezvousError
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import run_agent
 
@@ -160,7 +161,11 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     if env.launcher == "slurm":
         os.environ.setdefault("MASTER_ADDR", str(env.master_addr))
         os.environ.setdefault("MASTER_PORT", str(env.master_port))
-    status = run_agent(container, run_dir, env.rank, env.world_size, env.local_rank, env.local_world_size)
+    try:
+        status = run_agent(container, run_dir, env.rank, env.world_size, env.local_rank, env.local_world_size)
+    except RendezvousError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if status == "interrupted":
         return lifecycle_cli.report_interrupted(run_dir, None, container, quiet=env.rank != 0)
     if env.rank == 0:

@@ -20,6 +20,10 @@ import torch.distributed as dist
 LOOPBACK = "127.0.0.1"
 
 
+class RendezvousError(RuntimeError):
+    """This agent could not join the run; the message names the address and port."""
+
+
 def loopback_store(world_size: int, timeout_s: float) -> dist.TCPStore:
     """A master TCPStore on a free port that listens on 127.0.0.1 only (never on other interfaces)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -68,7 +72,7 @@ def bounded_rendezvous(rank: int, timeout_s: float, endpoint: str | None = None)
     except RuntimeError as error:
         text = str(error)
         if "EADDRINUSE" in text or "address already in use" in text.lower():
-            raise RuntimeError(f"agent {rank}: cannot host the rendezvous at {endpoint}: the port is already in use (set MASTER_PORT to a free port)") from None
-        raise RuntimeError(f"agent {rank}: rendezvous at {endpoint} failed: {text.strip().splitlines()[-1] if text.strip() else error!r}") from error
+            raise RendezvousError(f"agent {rank}: cannot host the rendezvous at {endpoint}: the port is already in use (set MASTER_PORT to a free port)") from None
+        raise RendezvousError(f"agent {rank}: rendezvous at {endpoint} failed: {text.strip().splitlines()[-1] if text.strip() else error!r}") from error
     finally:
         watchdog.cancel()
