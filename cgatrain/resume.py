@@ -75,11 +75,19 @@ def _merge(defaults: Mapping[str, Any], saved: Mapping[str, Any]) -> dict[str, A
 
 
 def _show(value: Any) -> str:
-    if value is _ABSENT:
-        return "(unset)"
-    if isinstance(value, Mapping) and "name" in value:
-        return str(value["name"]) + ("" if len(value) == 1 else " " + json.dumps({k: v for k, v in value.items() if k != "name"}, default=str))[:100]
-    return json.dumps(value, default=str)[:100]
+    return "(unset)" if value is _ABSENT else json.dumps(value, default=str)[:80].strip('"')
+
+
+def _differences(key: str, before: Any, given: Any) -> list[str]:
+    """`key (saved X, given Y)` for each leaf that differs; a changed choice (`name`) is one entry."""
+    if isinstance(before, Mapping) and isinstance(given, Mapping):
+        if before.get("name") != given.get("name"):
+            return [f"{key} (saved {_show(before.get('name', _ABSENT))}, given {_show(given.get('name', _ABSENT))})"]
+        found: list[str] = []
+        for sub in dict.fromkeys([*before, *given]):
+            found += _differences(f"{key}.{sub}", before.get(sub, _ABSENT), given.get(sub, _ABSENT))
+        return found
+    return [] if before == given else [f"{key} (saved {_show(before)}, given {_show(given)})"]
 
 
 def saved_run_dir(path: str | os.PathLike[str]) -> Path | None:
@@ -131,8 +139,8 @@ def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[st
         given, before = _get(cfg, key), _get(saved, key)  # type: ignore[arg-type]
         if is_harmless(key) or forced:
             _set(merged, key, given)
-        elif given != before:
-            refused.append(f"{key} (saved {_show(before)}, given {_show(given)})")
+        else:
+            refused += _differences(key, before, given)
     for key in ("resume", "resume_override"):
         _set(merged, key, cfg.get(key))
     if refused:
