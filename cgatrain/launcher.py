@@ -56,6 +56,11 @@ def run_agent(
         _publish_error(store, rank, last_line)
         raise
     else:
+        if status == "interrupted":
+            # Leave together, after rank 0 wrote summary.json: under `srun --kill-on-bad-exit` the first
+            # task to exit with the requeue status would otherwise kill rank 0 mid-write.
+            with contextlib.suppress(RuntimeError):
+                dist.barrier()
         return status
     finally:
         life.stop_liveness()
