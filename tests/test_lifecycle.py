@@ -170,3 +170,49 @@ def test_requeue_round_trip_ends_where_an_uninterrupted_run_ends(tmp_path: Path)
     for rank, (expected, got) in enumerate(zip(_final_params(reference), _final_params(job))):
         assert torch.equal(expected, got), f"agent {rank} differs after the requeue"
     assert _rows(job) == _rows(reference)
+
+
+def _srun_tasks(tmp_path: Path, args: list[str], tasks: int = 2) -> list[subprocess.Popen[str]]:
+    """`srun -n tasks python -m cgatrain ARGS` as Slurm would start it, on this machine."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    processes = []
+    for rank in range(tasks):
+        env = {**os.environ, "SLURM_PROCID": str(rank), "SLURM_NTASKS": str(tasks), "SLURM_LOCALID": str(rank), "SLURM_STEP_ID": "0",
+               "SLURM_JOB_ID": "5151", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": str(port)}
+        processes.append(start(args, tmp_path, env=env))
+    return processes
+
+
+SRUN_ARGS = [arg for arg in ENDLESS if not arg.startswith("agents=")]
+
+
+def test_sigterm_to_each_srun_task_stops_the_run_with_a_checkpoint(tmp_path: Path) -> None:
+    tasks = _srun_tasks(tmp_path, SRUN_ARGS)
+    run_dir = tmp_path / "outputs" / "slurm" / "5151.0"
+    wait_for_training(tasks[0], run_dir)
+    for task in tasks:
+        task.send_signal(signal.SIGTERM)
+    results = [finish(task, timeout=40) for task in tasks]
+    assert [task.returncode for task in tasks] == [143, 143], [err[-2000:] for _, err, _ in results]
+    result = summary(run_dir)
+    assert result["status"] == "interrupted" and (tmp_path / result["checkpoint"]).is_dir()
+    assert "resume=outputs/slurm/5151.0" in results[0][1]
+
+
+def test_a_stopped_srun_task_is_named_by_the_agent_that_gave_up(tmp_path: Path) -> None:
+    timeout_s = 10
+    tasks = _srun_tasks(tmp_path, [*SRUN_ARGS, f"comm.timeout_s={timeout_s}", "checkpoint.enabled=false"])
+    run_dir = tmp_path / "outputs" / "slurm" / "5151.0"
+    pids = wait_for_training(tasks[0], run_dir)
+    os.kill(pids[1], signal.SIGSTOP)
+    try:
+        _, stderr, seconds = finish(tasks[0], timeout=timeout_s + 40)
+    finally:
+        tasks[1].kill()  # what srun --kill-on-bad-exit does once rank 0 failed
+        tasks[1].communicate()
+    assert tasks[0].returncode != 0 and seconds < timeout_s + 10, f"{seconds:.1f} s"
+    assert "agent 0: agent 1 stopped responding (no liveness beat for" in stderr, stderr[-3000:]
