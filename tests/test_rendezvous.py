@@ -13,9 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
+from test_lifecycle import (  # noqa: F401 (no_agent_left_behind: autouse fixture)
+    ENDLESS,
+    finish,
+    no_agent_left_behind,
+    start,
+    wait_for_training,
+)
 
 from cgatrain.comm.rendezvous import loopback_store
-from test_lifecycle import ENDLESS, finish, start, wait_for_training
 
 LISTEN = "0A"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import math
 import json
+import math
 import os
 import signal
 import threading
