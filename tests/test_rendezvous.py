@@ -109,3 +109,19 @@ def test_srun_with_a_taken_master_port_fails_every_rank_naming_it(tmp_path: Path
         assert process.returncode != 0, f"rank {rank} did not fail"
         assert f"localhost:{port}" in stderr, f"rank {rank}: {stderr[-2000:]}"
     assert elapsed < timeout_s + 30, f"the ranks took {elapsed:.1f} s to fail"
+
+
+@pytest.mark.multiproc
+@pytest.mark.timeout(120)
+def test_srun_with_an_unreachable_master_fails_within_the_timeout_naming_it(tmp_path: Path) -> None:
+    timeout_s = 8
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nobody listens here once the probe is closed
+    env = {**os.environ, "SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0",
+           "SLURM_JOB_ID": "4344", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": str(port)}
+    tiny = [arg for arg in ENDLESS if not arg.startswith(("agents=", "train.epochs="))]
+    result = subprocess.run([sys.executable, "-m", "cgatrain", *tiny, "train.epochs=1", f"comm.timeout_s={timeout_s}"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=timeout_s + 60)
+    assert result.returncode != 0
+    assert "agent 1" in result.stderr and f"localhost:{port}" in result.stderr, result.stderr[-2000:]
