@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from cgatrain.comm import choose_backend, init_comm, teardown_comm
-from cgatrain.comm.rendezvous import bounded_rendezvous, join_loopback_store, loopback_store
+from cgatrain.comm.rendezvous import bounded_rendezvous, join_loopback_store, loopback_store, pin_gloo_to_loopback
 from cgatrain.supervisor import AgentFailure, Supervisor
 from cgatrain.train import lifecycle
 
@@ -76,6 +76,7 @@ def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, A
     """Entry point of an agent process spawned by `spawn_agents` (local rank = rank)."""
     lifecycle.current().install_signal_handlers()  # before anything slow: Ctrl-C must never raise here
     timeout_s = float(cfg["comm"].get("timeout_s", 180))
+    pin_gloo_to_loopback()
     store = join_loopback_store(store_port, world_size, timeout_s)
     try:
         run_agent(cfg, Path(run_dir), rank, world_size, rank, world_size, store, parent_pid)

@@ -75,16 +75,18 @@ def test_loopback_store_listens_on_loopback_only_and_serves_clients() -> None:
 
 @pytest.mark.multiproc
 @pytest.mark.timeout(120)
-def test_spawning_parent_listens_on_loopback_only(tmp_path: Path) -> None:
+def test_spawned_run_listens_on_loopback_only(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     process = start([*ENDLESS, f"hydra.run.dir={run_dir}"], tmp_path)
     try:
         wait_for_training(process, run_dir)
-        addresses = listening_addresses(inodes=socket_inodes(process.pid))
+        pids = [process.pid, *wait_for_training(process, run_dir)]
+        addresses = {pid: listening_addresses(inodes=socket_inodes(pid)) for pid in pids}
     finally:
         process.send_signal(signal.SIGTERM)
         finish(process, timeout=40)
-    assert addresses and set(addresses) == {"127.0.0.1"}, addresses
+    # The parent's store and the agents' Gloo listeners alike.
+    assert all(found and set(found) == {"127.0.0.1"} for found in addresses.values()), addresses
 
 
 @pytest.mark.multiproc

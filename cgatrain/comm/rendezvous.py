@@ -36,6 +36,15 @@ def loopback_store(world_size: int, timeout_s: float) -> dist.TCPStore:
     return dist.TCPStore(LOOPBACK, port, world_size, is_master=True, wait_for_workers=False, timeout=timeout, master_listen_fd=fd)
 
 
+def pin_gloo_to_loopback() -> None:
+    """Make Gloo listen on the loopback interface (it picks the hostname's address otherwise)."""
+    if "GLOO_SOCKET_IFNAME" in os.environ:
+        return
+    names = [name for _, name in socket.if_nameindex() if name in ("lo", "lo0")]
+    if names:
+        os.environ["GLOO_SOCKET_IFNAME"] = names[0]
+
+
 def join_loopback_store(port: int, world_size: int, timeout_s: float) -> dist.TCPStore:
     """A client of the spawn launcher's store."""
     return dist.TCPStore(LOOPBACK, port, world_size, is_master=False, timeout=datetime.timedelta(seconds=timeout_s))

@@ -101,7 +101,7 @@ class Trainer:
         self.reporter.print(f"resumed from {directory} after epoch {epoch}" + (f", step {step}/{self.steps} of epoch {epoch + 1}" if step else ""))
 
     def fit(self) -> str:
-        """Train all epochs; returns the run status (completed or diverged)."""
+        """Train all epochs; returns the run status (completed, diverged or interrupted)."""
         epochs = int(self.cfg["train"]["epochs"])
         status = "completed"
         started = time.perf_counter()
