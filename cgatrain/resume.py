@@ -105,13 +105,14 @@ def requeued() -> bool:
 
 
 def resolve_auto(cfg: dict[str, Any], run_dir: Path) -> bool:
-    """Turn `resume=auto` (or null in a requeued job) into this run dir when it holds a checkpoint.
+    """Turn `resume=auto` (or any resume in a requeued job) into this run dir when it holds a checkpoint.
 
     Returns True when the run dir already holds a completed run that auto-resume should not repeat.
     """
-    if cfg.get("resume") != "auto" and not (cfg.get("resume") is None and requeued()):
-        return False
     has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
+    # A requeued job goes on from its own checkpoint, even if it first started from another run's.
+    if cfg.get("resume") != "auto" and not (requeued() and (cfg.get("resume") is None or has_checkpoint)):
+        return False
     cfg["resume"] = str(run_dir) if has_checkpoint else None
     summary = run_dir / "summary.json"
     try:

@@ -76,6 +76,8 @@ def test_resume_auto_uses_the_run_dir_only_when_it_holds_a_checkpoint(tmp_path: 
     assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] is None  # not requeued: a fresh start
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] == str(tmp_path)
+    cfg = {"resume": "/elsewhere/first_run"}  # the job started as a resume of another run
+    assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] == str(tmp_path)
     (tmp_path / "summary.json").write_text(json.dumps({"status": "completed"}))
     assert resume.resolve_auto({"resume": "auto"}, tmp_path)  # a finished job of a requeued sweep is skipped
 
