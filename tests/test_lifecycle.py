@@ -169,7 +169,7 @@ def _rows(run_dir: Path) -> list[dict]:
 
 def test_requeue_round_trip_ends_where_an_uninterrupted_run_ends(tmp_path: Path) -> None:
     # log_every=1: the checkpoint request is honoured at the very next step, so it lands mid-epoch.
-    args = [*TINY, "train.steps_per_epoch=120", "train.log_every=1", "train.epochs=3"]
+    args = [*TINY, "train.steps_per_epoch=100", "train.log_every=1", "train.epochs=4"]
     job = tmp_path / "job"
     first = start([*args, f"hydra.run.dir={job}"], tmp_path)
     wait_for_training(first, job)
@@ -184,7 +184,7 @@ def test_requeue_round_trip_ends_where_an_uninterrupted_run_ends(tmp_path: Path)
     requeued = start([*args, f"hydra.run.dir={job}"], tmp_path, env={**os.environ, "SLURM_RESTART_COUNT": "1"})
     out, err, _ = finish(requeued, timeout=120)
     assert requeued.returncode == 0, err[-3000:]
-    assert f"step {latest['step']}/120" in out and summary(job)["status"] == "completed"
+    assert f"step {latest['step']}/100" in out and summary(job)["status"] == "completed"
 
     reference = tmp_path / "reference"
     uninterrupted = subprocess.run([sys.executable, "-m", "cgatrain", *args, f"hydra.run.dir={reference}"], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120)

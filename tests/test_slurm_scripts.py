@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model=mlp", "partition=iid", "train.batch_size=64", "train.progress_bar=false", "comm.timeout_s=30",
-        "train.steps_per_epoch=60", "train.log_every=1", "train.epochs=2"]
+        "train.steps_per_epoch=100", "train.log_every=1", "train.epochs=4"]  # 300 steps left when the signal comes
 
 
 def _free_port() -> int:
