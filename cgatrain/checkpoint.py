@@ -3,8 +3,9 @@
 Layout under a run directory::
 
     checkpoints/
-        latest.json            {"epoch": E, "dir": "epoch_000E", "world_size": N, "algorithm": NAME}, written last
+        latest.json            {"epoch": E, "step": S, "dir": "epoch_000E", "world_size": N, "algorithm": NAME}, written last
         epoch_000E/agent_000.pt ... agent_{N-1}.pt
+        epoch_000E_step_00000S/...   taken S steps into epoch E+1 (a stop or requeue request)
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import torch
 LATEST = "latest.json"
 
 
-def epoch_dir(root: Path, epoch: int) -> Path:
-    """Folder for the checkpoints taken after `epoch` completed epochs."""
-    return root / f"epoch_{epoch:04d}"
+def epoch_dir(root: Path, epoch: int, step: int = 0) -> Path:
+    """Folder for the checkpoints taken after `epoch` completed epochs (and `step` steps of the next)."""
+    return root / (f"epoch_{epoch:04d}" if step == 0 else f"epoch_{epoch:04d}_step_{step:06d}")
 
 
 def agent_file(directory: Path, rank: int) -> Path:
@@ -46,9 +47,10 @@ def load_agent(directory: Path, rank: int) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def mark_latest(root: Path, epoch: int, world_size: int, keep: int, algorithm: str) -> None:
-    """Point latest.json at a complete epoch (after every agent saved) and prune older epochs."""
-    text = json.dumps({"epoch": epoch, "dir": epoch_dir(root, epoch).name, "world_size": world_size, "algorithm": algorithm})
+def mark_latest(root: Path, epoch: int, world_size: int, keep: int, algorithm: str, step: int = 0) -> None:
+    """Point latest.json at a complete checkpoint (after every agent saved) and prune older ones."""
+    info = {"epoch": epoch, "step": step, "dir": epoch_dir(root, epoch, step).name, "world_size": world_size, "algorithm": algorithm}
+    text = json.dumps(info)
     partial = root / (LATEST + ".partial")
     partial.write_text(text)
     os.replace(partial, root / LATEST)

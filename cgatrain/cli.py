@@ -111,7 +111,11 @@ def _warn_capacity(cfg: dict[str, Any], run_dir: Path, local_agents: int) -> Non
 
 
 def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, overrides: list[str] | None = None) -> bool:
-    """One experiment in this process: validate, spawn the agents, wait, report. Never raises; False if it failed."""
+    """One experiment in this process: validate, spawn the agents, wait, report; False if it failed.
+
+    Never raises, except SystemExit when a signal stopped the run: a sweep stops with it.
+    """
+    from cgatrain import lifecycle_cli
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import AgentFailure, spawn_agents
     from cgatrain.reporting.wandb_run import name_the_run
@@ -119,6 +123,9 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     container = _to_container(cfg)
     name_the_run(container, run_dir, sweep_group, overrides or [])
     try:
+        container = lifecycle_cli.prepare_resume(container, run_dir, overrides or [])
+        if container is None:
+            return True  # auto-resume found this job already completed (a requeued sweep)
         validate(container)
     except ConfigError as error:
         _record_failure(run_dir, "failed", str(error), container)
@@ -126,11 +133,14 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(container), run_dir / "config.yaml")
     _warn_capacity(container, run_dir, int(container["agents"]))
+    lifecycle_cli.clear_summary(run_dir)
     try:
-        spawn_agents(container, run_dir)
+        stopped_by = spawn_agents(container, run_dir)
     except AgentFailure as error:
         _record_failure(run_dir, "failed", f"run failed: {error}", container)
         return False
+    if stopped_by:
+        raise SystemExit(lifecycle_cli.report_interrupted(run_dir, stopped_by, container))
     _print_summary(run_dir)
     return True
 
@@ -150,7 +160,7 @@ def _hydra_main() -> None:
         if env is not None:  # a job of hydra/launcher=submitit_slurm: srun started one task per agent
             code = _run_as_agent(env, cfg, Path(hydra_cfg.runtime.output_dir), True, group, list(hydra_cfg.overrides.task))
             if code:
-                raise RuntimeError(f"agent {env.rank} of {Path(hydra_cfg.runtime.output_dir)} failed to start (exit code {code})")
+                raise RuntimeError(f"agent {env.rank} of {Path(hydra_cfg.runtime.output_dir)} ended with exit code {code}")
             return
         run_dir = Path(hydra_cfg.runtime.output_dir)
         if not run_job(cfg, run_dir, group, list(hydra_cfg.overrides.task)) and os.environ.get("SUBMITIT_EXECUTOR"):
@@ -178,6 +188,8 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
 def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: bool,
                   sweep_group: str | None = None, overrides: list[str] | None = None) -> int:
     """This process is agent `env.rank` of a launcher's world (torchrun, srun, a submitit Slurm job)."""
+    from cgatrain import lifecycle_cli
+    from cgatrain.comm.rendezvous import RendezvousError
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import run_agent
     from cgatrain.reporting.wandb_run import name_the_run
@@ -191,19 +203,27 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
     container = _to_container(cfg)
     name_the_run(container, run_dir, sweep_group, overrides or [])
     try:
+        container = lifecycle_cli.prepare_resume(container, run_dir, overrides or [], env.world_size)
+        if container is None:
+            return 0
         validate(container, local_agents=env.local_world_size)
     except ConfigError as error:
         if env.rank == 0:
             print(f"error: {error}", file=sys.stderr)
         return 2
     if env.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml")
+        lifecycle_cli.save_config(container, run_dir)
         _warn_capacity(container, run_dir, env.local_world_size)
     if env.launcher == "slurm":
         os.environ.setdefault("MASTER_ADDR", str(env.master_addr))
         os.environ.setdefault("MASTER_PORT", str(env.master_port))
-    run_agent(container, run_dir, env.rank, env.world_size, env.local_rank, env.local_world_size)
+    try:
+        status = run_agent(container, run_dir, env.rank, env.world_size, env.local_rank, env.local_world_size)
+    except RendezvousError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if status == "interrupted":
+        return lifecycle_cli.report_interrupted(run_dir, None, container, quiet=env.rank != 0)
     if env.rank == 0:
         _print_summary(run_dir)
     return 0
@@ -217,9 +237,13 @@ def main() -> None:
         sys.exit(report_main(sys.argv[2:]))
     _register_resolvers()
     env = detect_launch_env()
-    if env is not None:
-        sys.exit(_run_under_launcher(env, sys.argv[1:]))
-    _hydra_main()
+    try:
+        if env is not None:
+            sys.exit(_run_under_launcher(env, sys.argv[1:]))
+        _hydra_main()
+    except KeyboardInterrupt:  # Ctrl-C before any agent started: nothing to save, no traceback
+        print("interrupted before the run started", file=sys.stderr)
+        sys.exit(130)
     if FAILED_JOBS:
         print(f"{len(FAILED_JOBS)} job(s) failed: {', '.join(FAILED_JOBS)}", file=sys.stderr)
         sys.exit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cgatrain import checkpoint
+from cgatrain import checkpoint, preflight
 from cgatrain.algorithms import get_algorithm, resolve_compressor
 from cgatrain.comm.devices import device_problems, gpus_on_node
 from cgatrain.compression import build_compressor
@@ -67,6 +67,7 @@ def _check_data(cfg: Mapping[str, Any]) -> None:
 def _check_resume(cfg: Mapping[str, Any]) -> None:
     if not cfg.get("resume"):
         return
+    preflight.check_checkpoint(str(cfg["resume"]))  # truncated or corrupt files, named, before spawn
     _, epoch, world_size = checkpoint.resolve_resume(str(cfg["resume"]))
     if world_size != int(cfg["agents"]):
         raise ValueError(f"resume={cfg['resume']} holds {world_size} agents, but agents={cfg['agents']}")
@@ -108,6 +109,8 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None) -> str:
         attempt(_check_backend, cfg, local_agents or int(cfg["agents"]))
     if cfg["logger"]["wandb"].get("mode", "disabled") not in WANDB_MODES:
         problems.append(f"logger.wandb.mode must be one of {WANDB_MODES}")
+    else:
+        attempt(preflight.check_wandb, cfg)
     attempt(_check_resume, cfg)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
+import contextlib
 import multiprocessing
 import os
-import signal
 import sys
 import traceback
 from collections.abc import Mapping
@@ -14,17 +13,13 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from cgatrain.comm import init_comm, plan_devices, teardown_comm
+from cgatrain.comm.rendezvous import bounded_rendezvous, join_loopback_store, loopback_store, pin_gloo_to_loopback
+from cgatrain.supervisor import AgentFailure, Supervisor
+from cgatrain.train import lifecycle
 
-
-class AgentFailure(RuntimeError):
-    """An agent process died or raised; the message names the agent."""
-
-    def __init__(self, message: str, agent: int) -> None:
-        super().__init__(message)
-        self.agent = agent
+__all__ = ["AgentFailure", "run_agent", "spawn_agents"]
 
 
 def run_agent(
@@ -35,72 +30,85 @@ def run_agent(
     local_rank: int,
     local_world_size: int,
     store: dist.Store | None = None,
+    parent_pid: int | None = None,
 ) -> str:
     """Everything one agent process does: join the group, train, leave. Returns the run status."""
     from cgatrain.train.trainer import Trainer  # heavy imports only inside agent processes
 
     comm = cfg["comm"]
+    timeout_s = float(comm.get("timeout_s", 180))
+    life = lifecycle.current()
+    life.install_signal_handlers()
     torch.set_num_threads(int(comm.get("threads_per_agent", 1)))
     # GPUs shared round-robin by the agents of a node; NCCL only when each has its own (comm/devices.py).
     plan = plan_devices(str(cfg["train"].get("device", "auto")), str(comm.get("backend", "auto")),
                         str(comm.get("staging", "auto")), local_rank, local_world_size)
-    device = init_comm(plan.backend, rank, world_size, local_rank, float(comm.get("timeout_s", 180)), store, plan.compute)
+    with bounded_rendezvous(rank, timeout_s, f"{store.host}:{store.port}" if isinstance(store, dist.TCPStore) else None):
+        device = init_comm(plan.backend, rank, world_size, local_rank, timeout_s, store, plan.compute)
+    store = store if store is not None else dist.distributed_c10d._get_default_store()
+    life.start_liveness(store, rank, parent_pid)
     try:
         trainer = Trainer(cfg, run_dir, rank, world_size, device)
         trainer.setup()
         status = trainer.fit()
-    except Exception:
-        print(f"agent {rank} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+    except Exception as error:
+        last_line = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+        blame = lifecycle.describe_stalled(store, world_size, exclude=rank) if parent_pid is None else None
+        print(f"agent {rank} failed:\n{traceback.format_exc()}" + (f"\nagent {rank}: {blame}" if blame else ""), file=sys.stderr, flush=True)
+        _publish_error(store, rank, last_line)
         raise
     else:
+        if status == "interrupted":
+            # Leave together, after rank 0 wrote summary.json: under `srun --kill-on-bad-exit` the first
+            # task to exit with the requeue status would otherwise kill rank 0 mid-write.
+            with contextlib.suppress(RuntimeError):
+                dist.barrier()
         return status
     finally:
+        life.stop_liveness()
         teardown_comm()
 
 
-def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, Any], run_dir: str) -> None:
+def _publish_error(store: dist.Store, rank: int, message: str) -> None:
+    with contextlib.suppress(Exception):  # the store's host may be what failed
+        store.set(lifecycle.ERROR_KEY.format(rank=rank), message)
+
+
+def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, Any], run_dir: str, parent_pid: int) -> None:
     """Entry point of an agent process spawned by `spawn_agents` (local rank = rank)."""
-    timeout = datetime.timedelta(seconds=float(cfg["comm"].get("timeout_s", 180)))
-    store = dist.TCPStore("127.0.0.1", store_port, world_size, is_master=False, timeout=timeout)
-    run_agent(cfg, Path(run_dir), rank, world_size, rank, world_size, store)
+    lifecycle.current().install_signal_handlers()  # before anything slow: Ctrl-C must never raise here
+    timeout_s = float(cfg["comm"].get("timeout_s", 180))
+    pin_gloo_to_loopback()
+    store = join_loopback_store(store_port, world_size, timeout_s)
+    try:
+        run_agent(cfg, Path(run_dir), rank, world_size, rank, world_size, store, parent_pid)
+    except Exception:  # noqa: BLE001 (already printed with its traceback by run_agent)
+        sys.exit(1)
+    sys.exit(lifecycle.exit_code(lifecycle.current().agreed))
 
 
-def _describe_exit(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        return f"was killed by {signal.Signals(-exitcode).name}"
-    return f"exited with code {exitcode}"
-
-
-def spawn_agents(cfg: dict[str, Any], run_dir: Path, poll_seconds: float = 0.5) -> None:
+def spawn_agents(cfg: dict[str, Any], run_dir: Path) -> str | None:
     """Run `cfg['agents']` agent processes on this machine and wait for all of them.
 
-    A TCP store on a free port, held here for the run's lifetime, lets agents rendezvous without
-    a port race; if any agent dies or raises, the others are stopped and AgentFailure names it.
+    A TCP store on a free loopback port, held here for the run's lifetime, lets agents rendezvous
+    without a port race and carries their liveness beats. Returns None when the agents finished,
+    or the signal that stopped them (SIGTERM, SIGINT, SIGUSR1); raises AgentFailure naming an
+    agent that died, raised or stopped answering. No agent outlives this call.
     """
     world_size = int(cfg["agents"])
-    timeout = datetime.timedelta(seconds=float(cfg["comm"].get("timeout_s", 180)))
-    store = dist.TCPStore("127.0.0.1", 0, world_size, is_master=True, wait_for_workers=False, timeout=timeout)
+    timeout_s = float(cfg["comm"].get("timeout_s", 180))
+    store = loopback_store(world_size, timeout_s)
     # A fork server that imported torch once starts each agent in a fraction of a second and,
     # unlike plain fork, never inherits this process's threads or CUDA state.
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["cgatrain.launcher", "cgatrain.train.trainer"])
-    context = mp.start_processes(
-        _spawned_agent,
-        args=(world_size, store.port, cfg, str(run_dir)),
-        nprocs=world_size,
-        join=False,
-        start_method="forkserver",
-    )
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["cgatrain.launcher", "cgatrain.train.trainer"])
+    processes = [
+        context.Process(target=_spawned_agent, args=(rank, world_size, store.port, cfg, str(run_dir), os.getpid()), name=f"cgatrain-agent-{rank}")
+        for rank in range(world_size)
+    ]
+    supervisor = Supervisor(processes, store, timeout_s)
     try:
-        while not context.join(timeout=poll_seconds):
-            pass
-    except mp.ProcessExitedException as error:
-        raise AgentFailure(f"agent {error.error_index} (pid {error.error_pid}) {_describe_exit(error.exit_code)}", error.error_index) from None
-    except mp.ProcessRaisedException as error:
-        last_line = str(error).strip().splitlines()[-1] if str(error).strip() else "raised an exception"
-        raise AgentFailure(f"agent {error.error_index} (pid {error.error_pid}) failed: {last_line}", error.error_index) from None
+        return supervisor.run()
     finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
+        supervisor.kill_all()
         del store
-

@@ -164,7 +164,15 @@ class CGA(Algorithm):
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = super().state_dict()
         state.update({f"error:{key}": memory.memory for key, memory in self.error_memories.items() if memory.memory is not None})
+        # This epoch's QP counters, so a run resumed mid-epoch reports the same epoch metrics.
+        state["_epoch_counters"] = torch.tensor([self.steps_seen, self.steps_changed, self.shift_total], dtype=torch.float64)
         return state
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        counters = state.get("_epoch_counters")
+        super().load_state_dict({key: value for key, value in state.items() if key != "_epoch_counters"})
+        if counters is not None:
+            self.steps_seen, self.steps_changed, self.shift_total = int(counters[0]), int(counters[1]), float(counters[2])
 
 
 @register

@@ -20,7 +20,7 @@ from cgatrain.models import build_model, loss_fn
 from cgatrain.reporting import Reporter, write_json
 from cgatrain.reporting.schema import AgentResult, EpochRecord, RunSummary
 from cgatrain.topology import build_topology
-from cgatrain.train import metrics
+from cgatrain.train import lifecycle, metrics
 from cgatrain.train.sync_index import SyncIndex
 from cgatrain.train.schedule import learning_rate
 
@@ -63,6 +63,8 @@ class Trainer:
         self.start_epoch = 0
         self.compute_seconds = 0.0
         self.agent_table: torch.Tensor | None = None  # every agent's numbers after the last epoch (AGENT_COLUMNS)
+        self.lifecycle = lifecycle.current()
+        self.resume_progress: dict[str, float] = {}  # where a mid-epoch checkpoint left its epoch
 
     def setup(self) -> None:
         """Warm up the wire, set up the algorithm, and load a checkpoint when resuming."""
@@ -97,13 +99,15 @@ class Trainer:
         torch.set_rng_state(state["rng"])
         self.compute_seconds = float(state.get("compute_seconds", 0.0))
         self.start_epoch = epoch
+        self.resume_progress = dict(state.get("epoch_progress", {}))
         self.history = [dict(record) for record in _previous_metrics(directory.parents[1], epoch)]
         # Rewritten, not appended: the resumed run may write into the very directory it resumes.
         self.reporter.write_metrics(self.history)
-        self.reporter.print(f"resumed from {directory} after epoch {epoch}")
+        step = int(self.resume_progress.get("step", 0))
+        self.reporter.print(f"resumed from {directory} after epoch {epoch}" + (f", step {step}/{self.steps} of epoch {epoch + 1}" if step else ""))
 
     def fit(self) -> str:
-        """Train all epochs; returns the run status (completed or diverged)."""
+        """Train all epochs; returns the run status (completed, diverged or interrupted)."""
         epochs = int(self.cfg["train"]["epochs"])
         status = "completed"
         started = time.perf_counter()
@@ -116,8 +120,14 @@ class Trainer:
                 self.reporter.print(f"diverged in epoch {epoch + 1}: {reason}")
                 status = "diverged"
                 break
+            except lifecycle.Interrupted:
+                status = "interrupted"
+                break
             if self.cfg["checkpoint"].get("enabled", True):
                 self._save_checkpoint(epoch + 1)
+            if self.lifecycle.agreed and epoch + 1 < epochs:
+                status = "interrupted"
+                break
         self._finish(status, time.perf_counter() - started)
         return status
 
@@ -125,9 +135,15 @@ class Trainer:
         lr = learning_rate(float(self.cfg["optim"]["lr"]), self.cfg["optim"].get("schedule", {}), epoch)
         check_every = max(int(self.cfg["train"].get("log_every", 10)), 1)
         self.reporter.start_epoch(epoch, epochs, self.steps)
+        progress, self.resume_progress = (self.resume_progress if epoch == self.start_epoch else {}), {}
         epoch_started, comm_before, compute_before = time.perf_counter(), self.exchange.total_seconds(), self.compute_seconds
-        window_loss, window_steps, epoch_loss = 0.0, 0, 0.0
+        epoch_started -= progress.get("seconds", 0.0)
+        comm_before, compute_before = progress.get("comm_before", comm_before), progress.get("compute_before", compute_before)
+        window_loss, window_steps, epoch_loss = 0.0, 0, progress.get("epoch_loss", 0.0)
+        self.reporter.advance(int(progress.get("step", 0)))
         for index, batch in enumerate(self.sampler.epoch_batches(epoch, self.steps)):
+            if index < progress.get("step", 0):
+                continue  # done before the mid-epoch checkpoint this run resumed from
             step = epoch * self.steps + index
             self.objective.set_batch(self.train_x[batch], self.train_y[batch])
             step_started, comm_started = time.perf_counter(), self.exchange.total_seconds()
@@ -135,9 +151,13 @@ class Trainer:
             self.compute_seconds += time.perf_counter() - step_started - (self.exchange.total_seconds() - comm_started)
             self.sync_index.after_step(step + 1, self.model.params)
             window_loss, window_steps, epoch_loss = window_loss + loss, window_steps + 1, epoch_loss + loss
+            self.lifecycle.steps = step + 1
             if window_steps == check_every or index == self.steps - 1:
                 self.reporter.advance(window_steps, self._check_finite(window_loss, window_steps))
                 window_loss, window_steps = 0.0, 0
+                if self.lifecycle.agreed and index < self.steps - 1:
+                    progress = {"step": index + 1, "epoch_loss": epoch_loss, "seconds": time.perf_counter() - epoch_started, "comm_before": comm_before, "compute_before": compute_before}
+                    self._stop_mid_epoch(epoch, progress)
         if epoch == epochs - 1:
             self.algorithm.finish((epoch + 1) * self.steps, epoch)
         working = self._swap_in_evaluated_params()
@@ -163,8 +183,10 @@ class Trainer:
     def _check_finite(self, window_loss: float, window_steps: int) -> float:
         """Agree with every agent on the mean recent loss; raise Diverged if any is not finite."""
         finite = math.isfinite(window_loss) and bool(torch.isfinite(self.model.params).all())
-        flags = torch.tensor([window_loss if finite else 0.0, window_steps, 0.0 if finite else 1.0], dtype=torch.float64, device=self.device)
+        flags = [window_loss if finite else 0.0, window_steps, 0.0 if finite else 1.0, *self.lifecycle.local_flags()]
+        flags = torch.tensor(flags, dtype=torch.float64, device=self.device)
         torch.distributed.all_reduce(flags)
+        self.lifecycle.agree(flags[3:])  # stop and checkpoint requests ride on this all-reduce
         if flags[2] > 0:
             raise Diverged(f"{int(flags[2])} agent(s) hold a NaN or Inf loss or parameter")
         return float(flags[0] / flags[1])
@@ -232,8 +254,18 @@ class Trainer:
             scores["consensus_optimum_distance"] = float((average.cpu() - optimum.reshape(-1).to(average.dtype)).norm())
         return scores
 
-    def _save_checkpoint(self, completed_epochs: int) -> None:
+    def _stop_mid_epoch(self, epoch: int, progress: dict[str, float]) -> None:
+        """Every agent agreed to stop after this step: checkpoint where the epoch stands, then stop."""
+        if self.reporter.bar is not None:
+            self.reporter.bar.close()
+            self.reporter.bar = None
+        if self.cfg["checkpoint"].get("enabled", True):
+            self._save_checkpoint(epoch, progress)
+        raise lifecycle.Interrupted(self.lifecycle.agreed)
+
+    def _save_checkpoint(self, completed_epochs: int, progress: dict[str, float] | None = None) -> None:
         root = self.run_dir / "checkpoints"
+        step = int(progress["step"]) if progress else 0
         state = {
             "epoch": completed_epochs,
             "params": self.model.params.detach().cpu(),
@@ -241,11 +273,13 @@ class Trainer:
             "exchange": self.exchange.state_dict(),
             "rng": torch.get_rng_state(),
             "compute_seconds": self.compute_seconds,
+            "epoch_progress": progress or {},
         }
-        checkpoint.save_agent(checkpoint.epoch_dir(root, completed_epochs), self.rank, state)
+        checkpoint.save_agent(checkpoint.epoch_dir(root, completed_epochs, step), self.rank, state)
         torch.distributed.barrier()
         if self.rank == 0:
-            checkpoint.mark_latest(root, completed_epochs, self.world_size, int(self.cfg["checkpoint"].get("keep", 2)), self.cfg["algorithm"]["name"])
+            keep = int(self.cfg["checkpoint"].get("keep", 2))
+            checkpoint.mark_latest(root, completed_epochs, self.world_size, keep, self.cfg["algorithm"]["name"], step)
 
     def _finish(self, status: str, seconds: float) -> None:
         last = EpochRecord.from_dict(self.history[-1]) if self.history else EpochRecord(epoch=self.start_epoch, lr=0.0, train_loss=math.nan)
@@ -275,6 +309,8 @@ class Trainer:
             run_dir=str(self.run_dir),
             per_agent=_per_agent(table),
         )
+        if status == "interrupted":
+            summary.extra.update(lifecycle.interrupted_fields(self.lifecycle.agreed, self.run_dir))
         self.reporter.finish(summary)
 
     def _resumed_rows(self) -> int:

@@ -1,0 +1,69 @@
+"""The `cgatrain` command's side of a run's lifecycle: resume preparation before spawn, and the
+report after a signal stopped the run (summary.json with status `interrupted`, one-line resume hint)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from cgatrain import resume
+from cgatrain.train import lifecycle
+
+
+def prepare_resume(cfg: dict[str, Any], run_dir: Path, overrides: list[str], world_size: int | None = None) -> dict[str, Any] | None:
+    """Resolve `resume=auto`, then take the resumed run's saved config; ConfigError on refused overrides.
+
+    Returns None when auto-resume finds this run already completed (nothing to do).
+    """
+    from cgatrain.config import ConfigError
+
+    try:
+        if resume.resolve_auto(cfg, run_dir):
+            print(f"{run_dir} already holds a completed run; nothing to resume", flush=True)
+            return None
+        if cfg.get("resume") and world_size is not None and not any(resume.override_key(o) == "agents" for o in overrides):
+            overrides = [*overrides, f"agents={world_size}"]  # the launcher's world size is given, like an override
+        merged = resume.apply_saved_config(cfg, overrides)
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"invalid config:\n  - {error}") from None
+    if cfg.get("resume"):
+        print(f"resuming {cfg['resume']} with its saved config" + (" (resume_override=true)" if cfg.get("resume_override") else ""), flush=True)
+    return merged
+
+
+def save_config(cfg: dict[str, Any], run_dir: Path) -> None:
+    """Write config.yaml atomically: other ranks of a requeued job may be reading the old one."""
+    from omegaconf import OmegaConf
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    partial = run_dir / "config.yaml.partial"
+    OmegaConf.save(OmegaConf.create(cfg), partial)
+    os.replace(partial, run_dir / "config.yaml")
+
+
+def clear_summary(run_dir: Path) -> None:
+    """A summary.json left by an earlier attempt in this run dir must not pass for this one's."""
+    (run_dir / "summary.json").unlink(missing_ok=True)
+
+
+def report_interrupted(run_dir: Path, stopped_by: str | None, cfg: dict[str, Any], quiet: bool = False) -> int:
+    """Make sure summary.json says `interrupted`, print one line on how to resume; return the exit status."""
+    from cgatrain.reporting.schema import RunSummary, load_summary, write_summary
+
+    try:
+        summary = load_summary(run_dir)
+    except (OSError, ValueError):
+        summary = None
+    stopped_by = stopped_by or lifecycle.current().agreed or (summary.extra.get("stopped_by") if summary else None)
+    if (summary is None or summary.status != "interrupted") and not quiet:
+        # The agents were killed before they could write it (grace period over, or a second Ctrl-C).
+        summary = RunSummary(status="interrupted", algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir))
+        summary.extra.update(lifecycle.interrupted_fields(stopped_by, run_dir))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_summary(run_dir, summary)
+    if not quiet:
+        what = "checkpointed for requeue" if stopped_by == lifecycle.REQUEUE_SIGNAL.name else "interrupted"
+        print(f"{what} by {stopped_by} after {summary.epochs_completed if summary else '?'} complete epochs; {lifecycle.resume_hint(run_dir)}", file=sys.stderr, flush=True)
+    return lifecycle.exit_code(stopped_by or "SIGTERM")

@@ -1,0 +1,152 @@
+"""Resuming a run from its own record: the saved config.yaml is the base, and command-line overrides
+that would change the trajectory are refused (named one by one) unless `resume_override=true`.
+
+`resume=auto` (and a Slurm or torchrun restart of a job) resumes from the run directory itself when
+it holds a checkpoint, and starts fresh otherwise, so a requeued job needs no new arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+# Overrides that change how a run is watched, not where its parameters go.
+HARMLESS = (
+    "train.epochs",
+    "train.progress_bar",
+    "train.log_every",
+    "logger",
+    "checkpoint",
+    "comm.timeout_s",
+    "comm.threads_per_agent",
+    "comm.backend",
+    "resume",
+    "resume_override",
+    "hydra",
+)
+_ABSENT = object()
+
+
+def override_key(override: str) -> str:
+    """`topology=complete` -> topology, `+optim.x=1` -> optim.x, `model/cnn@m=...` -> model.cnn."""
+    key = override.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
+    return key.replace("/", ".")
+
+
+def is_harmless(key: str) -> bool:
+    return any(key == allowed or key.startswith(allowed + ".") for allowed in HARMLESS)
+
+
+def _get(tree: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+    if value is _ABSENT:
+        node.pop(last, None)
+    else:
+        node[last] = copy.deepcopy(value)
+
+
+def _merge(defaults: Mapping[str, Any], saved: Mapping[str, Any]) -> dict[str, Any]:
+    """The saved config over today's defaults: a chosen option (a section with `name`) is taken whole."""
+    merged = copy.deepcopy(dict(defaults))
+    for key, value in saved.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and "name" not in value:
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _show(value: Any) -> str:
+    return "(unset)" if value is _ABSENT else json.dumps(value, default=str)[:80].strip('"')
+
+
+def _differences(key: str, before: Any, given: Any) -> list[str]:
+    """`key (saved X, given Y)` for each leaf that differs; a changed choice (`name`) is one entry."""
+    if isinstance(before, Mapping) and isinstance(given, Mapping):
+        if before.get("name") != given.get("name"):
+            return [f"{key} (saved {_show(before.get('name', _ABSENT))}, given {_show(given.get('name', _ABSENT))})"]
+        found: list[str] = []
+        for sub in dict.fromkeys([*before, *given]):
+            found += _differences(f"{key}.{sub}", before.get(sub, _ABSENT), given.get(sub, _ABSENT))
+        return found
+    return [] if before == given else [f"{key} (saved {_show(before)}, given {_show(given)})"]
+
+
+def saved_run_dir(path: str | os.PathLike[str]) -> Path | None:
+    """The run directory (holding config.yaml) of a resume path: the run, its checkpoints/ or an epoch folder."""
+    candidate = Path(path).expanduser().resolve()
+    for folder in (candidate, *list(candidate.parents)[:2]):
+        if (folder / "config.yaml").exists():
+            return folder
+    return None
+
+
+def requeued() -> bool:
+    """True in a job Slurm requeued or torchrun restarted: it should go on from its own run directory."""
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("SLURM_RESTART_COUNT", "TORCHELASTIC_RESTART_COUNT"))
+
+
+def resolve_auto(cfg: dict[str, Any], run_dir: Path) -> bool:
+    """Turn `resume=auto` (or any resume in a requeued job) into this run dir when it holds a checkpoint.
+
+    Returns True when the run dir already holds a completed run that auto-resume should not repeat.
+    """
+    has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
+    # A requeued job goes on from its own checkpoint, even if it first started from another run's.
+    if cfg.get("resume") != "auto" and not (requeued() and (cfg.get("resume") is None or has_checkpoint)):
+        return False
+    cfg["resume"] = str(run_dir) if has_checkpoint else None
+    summary = run_dir / "summary.json"
+    try:
+        return has_checkpoint and json.loads(summary.read_text()).get("status") == "completed"
+    except (OSError, ValueError):
+        return False
+
+
+def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """The config to resume with: the run's saved config.yaml plus the allowed command-line overrides.
+
+    Raises ValueError naming every override that would change the trajectory, unless
+    `resume_override=true`, in which case they are applied on top of the saved config.
+    """
+    if not cfg.get("resume"):
+        return cfg
+    run_dir = saved_run_dir(str(cfg["resume"]))
+    if run_dir is None:
+        return cfg  # a bare checkpoint folder: nothing saved to hold the overrides against
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
+    merged = _merge(cfg, saved)  # type: ignore[arg-type]
+    forced = bool(cfg.get("resume_override", False))
+    refused = []
+    for key in dict.fromkeys(override_key(o) for o in overrides):
+        given, before = _get(cfg, key), _get(saved, key)  # type: ignore[arg-type]
+        if is_harmless(key) or forced:
+            _set(merged, key, given)
+        else:
+            refused += _differences(key, before, given)
+    for key in ("resume", "resume_override"):
+        _set(merged, key, cfg.get(key))
+    if refused:
+        raise ValueError(
+            f"resume={cfg['resume']} continues the run saved in {run_dir / 'config.yaml'}; these overrides would change "
+            f"its trajectory: {', '.join(refused)}. Drop them, or pass resume_override=true to apply them anyway"
+        )
+    return merged

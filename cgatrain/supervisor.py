@@ -1,0 +1,150 @@
+"""The spawning parent's watch over its agents: signals forwarded, hangs and deaths named, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import wait as wait_for_exit
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from cgatrain.train import lifecycle
+
+# After the first SIGTERM/SIGINT the agents get this long to reach a step boundary, checkpoint and exit.
+STOP_GRACE_SECONDS = 30.0
+
+
+class AgentFailure(RuntimeError):
+    """An agent process died, raised or hung; the message names the agent."""
+
+    def __init__(self, message: str, agent: int) -> None:
+        super().__init__(message)
+        self.agent = agent
+
+
+def process_state(pid: int) -> str | None:
+    """A Linux process's state letter (R, S, T for stopped, Z, ...) or None where /proc cannot tell."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"was killed by {signal.Signals(-exitcode).name}"
+    return f"exited with code {exitcode}"
+
+
+class Supervisor:
+    """Starts and waits for the agents; `run()` returns None when they all finished, or the stop reason."""
+
+    def __init__(self, processes: Sequence[BaseProcess], store: Any, timeout_s: float, poll_seconds: float = 0.25) -> None:
+        self.processes, self.store, self.timeout_s, self.poll = list(processes), store, timeout_s, poll_seconds
+        self.signals: list[int] = []
+        self.forwarded_at: float | None = None
+        self.beats: dict[int, tuple[str, float]] = {}  # rank -> (last beat, parent time it changed)
+
+    def on_signal(self, signum: int, _frame: Any) -> None:
+        self.signals.append(signum)
+
+    def run(self) -> str | None:
+        previous = {s: signal.signal(s, self.on_signal) for s in (*lifecycle.STOP_SIGNALS, lifecycle.REQUEUE_SIGNAL)}
+        try:
+            for process in self.processes:
+                if process.pid is None:
+                    process.start()
+            return self._watch()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.kill_all()
+
+    def _watch(self) -> str | None:
+        while True:
+            self._handle_signals()
+            codes = [p.exitcode for p in self.processes]
+            failed = [rank for rank, code in enumerate(codes) if code not in (None, 0) and lifecycle.reason_from_exit_code(code) is None]
+            if failed:
+                raise AgentFailure(self._failure_message(failed[0], codes[failed[0]]), failed[0])
+            if all(code is not None for code in codes):
+                reasons = [lifecycle.reason_from_exit_code(code) for code in codes]
+                return self._stop_reason() or next((r for r in reasons if r), None)
+            self._check_liveness()
+            wait_for_exit([p.sentinel for p in self.processes if p.exitcode is None], timeout=self.poll)
+
+    def _stop_reason(self) -> str | None:
+        stops = [s for s in self.signals if s in lifecycle.STOP_SIGNALS]
+        if stops:
+            return signal.Signals(stops[0]).name
+        return lifecycle.REQUEUE_SIGNAL.name if self.signals else None
+
+    def _handle_signals(self) -> None:
+        if not self.signals:
+            return
+        if self.forwarded_at is None:
+            self.forwarded_at = time.monotonic()
+            # Ctrl-C reaches the agents directly too; a repeated flag is harmless to them.
+            forward = signal.SIGTERM if any(s in lifecycle.STOP_SIGNALS for s in self.signals) else lifecycle.REQUEUE_SIGNAL
+            for process in self.processes:
+                if process.exitcode is None and process.pid is not None:
+                    _send(process.pid, forward)
+            return
+        second_stop = sum(s in lifecycle.STOP_SIGNALS for s in self.signals) >= 2
+        if second_stop or time.monotonic() - self.forwarded_at > STOP_GRACE_SECONDS:
+            self.kill_all()
+
+    def _check_liveness(self) -> None:
+        try:
+            seen = lifecycle.read_liveness(self.store, len(self.processes))
+        except Exception:  # noqa: BLE001 (a half-written key; try again next poll)
+            return
+        now = time.monotonic()
+        for rank, beat in seen.items():
+            text = " ".join(map(str, beat))
+            if self.beats.get(rank, ("", 0.0))[0] != text:
+                self.beats[rank] = (text, now)
+        for rank, (_, changed) in self.beats.items():
+            if now - changed > self.timeout_s and self.processes[rank].exitcode is None:
+                raise AgentFailure(f"{self._stalled(rank, now)}; stopped the run after comm.timeout_s={self.timeout_s:g} s", rank)
+
+    def _stalled(self, rank: int, now: float) -> str:
+        pid = self.processes[rank].pid
+        steps = self.beats[rank][0].split()[1]
+        state = {"T": " (the process is stopped, e.g. by SIGSTOP)", "t": " (the process is being traced)", "Z": " (zombie)"}.get(process_state(pid) or "", "")
+        return f"agent {rank} (pid {pid}) stopped responding: no liveness beat for {now - self.beats[rank][1]:.1f} s after {steps} steps{state}"
+
+    def _failure_message(self, rank: int, code: int | None) -> str:
+        now = time.monotonic()
+        pid = self.processes[rank].pid
+        own = self._agent_error(rank) or describe_exit(code)
+        stalled = [r for r, (_, changed) in self.beats.items() if r != rank and now - changed > lifecycle.STALE_SECONDS and self.processes[r].exitcode is None]
+        if stalled:
+            # The agent that gave up waiting is not the culprit: name the one that stopped beating.
+            return f"{self._stalled(stalled[0], now)}; agent {rank} (pid {pid}) gave up waiting for it: {own}"
+        return f"agent {rank} (pid {pid}) {own if own.startswith(('was', 'exited')) else 'failed: ' + own}"
+
+    def _agent_error(self, rank: int) -> str | None:
+        key = lifecycle.ERROR_KEY.format(rank=rank)
+        try:
+            return self.store.get(key).decode() if self.store.check([key]) else None
+        except Exception:  # noqa: BLE001
+            return None
+
+    def kill_all(self) -> None:
+        """SIGKILL every agent still running (stopped ones too) and reap them."""
+        for process in self.processes:
+            if process.exitcode is None and process.pid is not None:
+                _send(process.pid, signal.SIGKILL)
+        for process in self.processes:
+            process.join(timeout=5)
+
+
+def _send(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,240 @@
+"""Run lifecycle as users meet it: signals to the `cgatrain` parent, Ctrl-C, a stopped (hung) agent,
+and a Slurm-style requeue (SIGUSR1 -> checkpoint -> restart) that ends where an uninterrupted run ends.
+
+Every signal goes by pid to a process this test started; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(240)]
+
+TINY = ["agents=3", "algorithm=dpmsgd", "model=mlp", "partition=iid", "train.batch_size=64", "train.progress_bar=false", "comm.timeout_s=30"]
+ENDLESS = [*TINY, "train.steps_per_epoch=40", "train.epochs=100000"]
+TIMING_KEYS = {"epoch_seconds", "comm_seconds_per_step", "compute_seconds_per_step"}
+
+
+def start(args: list[str], cwd: Path, env: dict[str, str] | None = None, new_session: bool = False) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cgatrain", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=new_session
+    )
+
+
+STARTED_AGENTS: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+def no_agent_left_behind() -> Iterator[None]:
+    """Whatever a test asserts, the agents it saw are SIGKILLed at its end if they still run."""
+    yield
+    kill_leftovers(STARTED_AGENTS)
+    STARTED_AGENTS.clear()
+
+
+def wait_for_training(process: subprocess.Popen[str], run_dir: Path, rows: int = 1, limit: float = 90) -> list[int]:
+    """Block until metrics.jsonl has `rows` rows; return the agents' pids."""
+    deadline = time.monotonic() + limit
+    metrics = run_dir / "metrics.jsonl"
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= rows):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.1)
+    pids = [agent["pid"] for agent in json.loads((run_dir / "agents.json").read_text())["agents"]]
+    STARTED_AGENTS.extend(pids)
+    return pids
+
+
+def running(pid: int) -> bool:
+    """True while `pid` exists and is no zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def kill_leftovers(pids: list[int]) -> None:
+    """SIGKILL whichever of these agents still runs (a failing test must not leave them behind)."""
+    for pid in pids:
+        if running(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def assert_all_gone(pids: list[int], within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in pids if running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"agents {left} outlived the run"
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str, float]:
+    """(stdout, stderr, seconds) of a process asked to stop; killed if it overstays."""
+    started = time.monotonic()
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    return out, err, time.monotonic() - started
+
+
+def test_sigterm_to_the_parent_stops_every_agent_and_records_the_stop(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = start([*ENDLESS, f"hydra.run.dir={run_dir}"], tmp_path)
+    pids = wait_for_training(process, run_dir)
+    process.send_signal(signal.SIGTERM)
+    _, stderr, seconds = finish(process, timeout=40)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert seconds < 15, f"took {seconds:.1f} s to stop"
+    assert_all_gone(pids)
+    result = summary(run_dir)
+    assert result["status"] == "interrupted" and result["stopped_by"] == "SIGTERM"
+    assert result["checkpoint"] and Path(result["checkpoint"]).is_dir()
+    hint = [line for line in stderr.splitlines() if f"resume={run_dir}" in line]
+    assert len(hint) == 1 and "Traceback" not in stderr, stderr[-3000:]
+
+
+def test_sigterm_to_a_sweep_parent_stops_the_sweep(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    process = start(["-m", *ENDLESS, "optim.lr=0.01,0.02", f"hydra.sweep.dir={sweep}"], tmp_path)
+    pids = wait_for_training(process, sweep / "0")
+    process.send_signal(signal.SIGTERM)
+    _, stderr, _ = finish(process, timeout=40)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert_all_gone(pids)
+    assert summary(sweep / "0")["status"] == "interrupted"
+    assert not (sweep / "1" / "agents.json").exists(), "the sweep went on to its next job"
+
+
+def test_ctrl_c_stops_quietly_with_a_summary(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    # Ctrl-C signals the terminal's whole foreground process group: the parent and every agent.
+    process = start([*ENDLESS, f"hydra.run.dir={run_dir}"], tmp_path, new_session=True)
+    pids = wait_for_training(process, run_dir)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr, _ = finish(process, timeout=40)
+    assert process.returncode == 128 + signal.SIGINT, stderr[-3000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    assert_all_gone(pids)
+    assert summary(run_dir)["status"] == "interrupted"
+
+
+def test_a_stopped_agent_ends_the_run_within_the_timeout_naming_it(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    timeout_s = 10
+    process = start([*ENDLESS, f"comm.timeout_s={timeout_s}", "checkpoint.enabled=false", f"hydra.run.dir={run_dir}"], tmp_path)
+    pids = wait_for_training(process, run_dir)
+    os.kill(pids[2], signal.SIGSTOP)
+    try:
+        _, _, seconds = finish(process, timeout=timeout_s + 40)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the parent has normally killed it already
+            os.kill(pids[2], signal.SIGKILL)
+    assert process.returncode == 1
+    assert seconds < timeout_s + 8, f"the run took {seconds:.1f} s to end"
+    error = summary(run_dir)["error"]
+    assert error.startswith(f"run failed: agent 2 (pid {pids[2]}) stopped responding"), error
+    assert "stopped, e.g. by SIGSTOP" in error
+    assert_all_gone(pids)
+
+
+def _final_params(run_dir: Path, agents: int = 3) -> list[torch.Tensor]:
+    folder = run_dir / "checkpoints" / json.loads((run_dir / "checkpoints" / "latest.json").read_text())["dir"]
+    return [torch.load(folder / f"agent_{rank:03d}.pt", weights_only=True)["params"] for rank in range(agents)]
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in rows]
+
+
+def test_requeue_round_trip_ends_where_an_uninterrupted_run_ends(tmp_path: Path) -> None:
+    # log_every=1: the checkpoint request is honoured at the very next step, so it lands mid-epoch.
+    args = [*TINY, "train.steps_per_epoch=100", "train.log_every=1", "train.epochs=4"]
+    job = tmp_path / "job"
+    first = start([*args, f"hydra.run.dir={job}"], tmp_path)
+    wait_for_training(first, job)
+    first.send_signal(signal.SIGUSR1)  # what Slurm's --signal=USR1@120 sends before the time limit
+    _, stderr, _ = finish(first, timeout=60)
+    assert first.returncode == 75, stderr[-3000:]
+    latest = json.loads((job / "checkpoints" / "latest.json").read_text())
+    assert latest["step"] > 0, latest  # a mid-epoch checkpoint
+    assert summary(job)["status"] == "interrupted" and summary(job)["stopped_by"] == "SIGUSR1"
+
+    # The requeued job: the same command line, SLURM_RESTART_COUNT=1, so it resumes on its own.
+    requeued = start([*args, f"hydra.run.dir={job}"], tmp_path, env={**os.environ, "SLURM_RESTART_COUNT": "1"})
+    out, err, _ = finish(requeued, timeout=120)
+    assert requeued.returncode == 0, err[-3000:]
+    assert f"step {latest['step']}/100" in out and summary(job)["status"] == "completed"
+
+    reference = tmp_path / "reference"
+    uninterrupted = subprocess.run([sys.executable, "-m", "cgatrain", *args, f"hydra.run.dir={reference}"], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    for rank, (expected, got) in enumerate(zip(_final_params(reference), _final_params(job))):
+        assert torch.equal(expected, got), f"agent {rank} differs after the requeue"
+    assert _rows(job) == _rows(reference)
+
+
+def _srun_tasks(tmp_path: Path, args: list[str], tasks: int = 2) -> list[subprocess.Popen[str]]:
+    """`srun -n tasks python -m cgatrain ARGS` as Slurm would start it, on this machine."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    processes = []
+    for rank in range(tasks):
+        env = {**os.environ, "SLURM_PROCID": str(rank), "SLURM_NTASKS": str(tasks), "SLURM_LOCALID": str(rank), "SLURM_STEP_ID": "0",
+               "SLURM_JOB_ID": "5151", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": str(port)}
+        processes.append(start(args, tmp_path, env=env))
+    return processes
+
+
+SRUN_ARGS = [arg for arg in ENDLESS if not arg.startswith("agents=")]
+
+
+def test_sigterm_to_each_srun_task_stops_the_run_with_a_checkpoint(tmp_path: Path) -> None:
+    tasks = _srun_tasks(tmp_path, SRUN_ARGS)
+    run_dir = tmp_path / "outputs" / "slurm" / "5151.0"
+    wait_for_training(tasks[0], run_dir)
+    for task in tasks:
+        task.send_signal(signal.SIGTERM)
+    results = [finish(task, timeout=40) for task in tasks]
+    assert [task.returncode for task in tasks] == [143, 143], [err[-2000:] for _, err, _ in results]
+    result = summary(run_dir)
+    assert result["status"] == "interrupted" and (tmp_path / result["checkpoint"]).is_dir()
+    assert "resume=outputs/slurm/5151.0" in results[0][1]
+
+
+def test_a_stopped_srun_task_is_named_by_the_agent_that_gave_up(tmp_path: Path) -> None:
+    timeout_s = 10
+    tasks = _srun_tasks(tmp_path, [*SRUN_ARGS, f"comm.timeout_s={timeout_s}", "checkpoint.enabled=false"])
+    run_dir = tmp_path / "outputs" / "slurm" / "5151.0"
+    pids = wait_for_training(tasks[0], run_dir)
+    os.kill(pids[1], signal.SIGSTOP)
+    try:
+        _, stderr, seconds = finish(tasks[0], timeout=timeout_s + 40)
+    finally:
+        tasks[1].kill()  # what srun --kill-on-bad-exit does once rank 0 failed
+        tasks[1].communicate()
+    assert tasks[0].returncode != 0 and seconds < timeout_s + 10, f"{seconds:.1f} s"
+    assert "agent 0: agent 1 stopped responding (no liveness beat for" in stderr, stderr[-3000:]

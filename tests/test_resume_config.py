@@ -1,0 +1,157 @@
+"""Resume keeps the run's saved config, refuses trajectory-changing overrides by name, and every
+fault the parent can see (damaged checkpoint, wandb missing) is refused before any agent starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from cgatrain import preflight, resume
+from cgatrain.cli import _register_resolvers, config_dir
+from cgatrain.config import ConfigError, validate
+
+SAVED = ["agents=3", "algorithm=dpmsgd", "model=mlp", "partition=iid", "topology=ring"]
+
+
+def composed(overrides: list[str]) -> dict:
+    _register_resolvers()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture
+def saved_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(composed(SAVED)), run / "config.yaml")
+    return run
+
+
+def test_override_keys() -> None:
+    assert resume.override_key("topology=complete") == "topology"
+    assert resume.override_key("+optim.extra=1") == "optim.extra"
+    assert resume.override_key("~logger.wandb.tags") == "logger.wandb.tags"
+    assert resume.is_harmless("train.epochs") and resume.is_harmless("logger.wandb.mode") and not resume.is_harmless("train.batch_size")
+
+
+def test_resume_takes_the_saved_config_and_allows_harmless_overrides(saved_run: Path) -> None:
+    overrides = [f"resume={saved_run}", "train.epochs=7", "checkpoint.keep=5"]
+    merged = resume.apply_saved_config(composed(overrides), overrides)
+    assert merged["agents"] == 3 and merged["algorithm"]["name"] == "dpmsgd" and merged["model"]["name"] == "mlp"
+    assert merged["partition"]["name"] == "iid" and merged["train"]["epochs"] == 7 and merged["checkpoint"]["keep"] == 5
+    assert merged["resume"] == str(saved_run)
+
+
+def test_resume_refuses_trajectory_changes_naming_each(saved_run: Path) -> None:
+    overrides = [f"resume={saved_run}", "topology=complete", "optim.lr=0.5", "model=cnn", "seed=3", "train.epochs=9", "algorithm=dpmsgd"]
+    with pytest.raises(ValueError, match="would change its trajectory") as refused:
+        resume.apply_saved_config(composed(overrides), overrides)
+    message = str(refused.value)
+    for named in ("topology.graph (saved ring, given complete)", "optim.lr (saved 0.02, given 0.5)", "model (saved mlp", "seed (saved 0, given 3)", "resume_override=true"):
+        assert named in message, message
+    assert "train.epochs" not in message and "algorithm" not in message.split("trajectory:")[1]  # harmless / unchanged
+
+
+def test_resume_override_applies_them(saved_run: Path) -> None:
+    overrides = [f"resume={saved_run}", "topology=complete", "optim.lr=0.5", "resume_override=true"]
+    merged = resume.apply_saved_config(composed(overrides), overrides)
+    assert merged["topology"]["graph"] == "complete" and merged["optim"]["lr"] == 0.5 and merged["model"]["name"] == "mlp"
+
+
+def test_resume_auto_uses_the_run_dir_only_when_it_holds_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = {"resume": "auto"}
+    assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] is None
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.json").write_text("{}")
+    cfg = {"resume": None}
+    assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] is None  # not requeued: a fresh start
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] == str(tmp_path)
+    cfg = {"resume": "/elsewhere/first_run"}  # the job started as a resume of another run
+    assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] == str(tmp_path)
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed"}))
+    assert resume.resolve_auto({"resume": "auto"}, tmp_path)  # a finished job of a requeued sweep is skipped
+
+
+def _fake_checkpoints(root: Path, epochs: int = 2, agents: int = 2) -> None:
+    for epoch in range(1, epochs + 1):
+        for rank in range(agents):
+            (root / f"epoch_{epoch:04d}").mkdir(parents=True, exist_ok=True)
+            torch.save({"params": torch.arange(1000.0) * epoch}, root / f"epoch_{epoch:04d}" / f"agent_{rank:03d}.pt")
+    (root / "latest.json").write_text(json.dumps({"epoch": epochs, "step": 0, "dir": f"epoch_{epochs:04d}", "world_size": agents}))
+
+
+def test_truncated_checkpoint_is_named_and_the_previous_epoch_offered(tmp_path: Path) -> None:
+    root = tmp_path / "run" / "checkpoints"
+    _fake_checkpoints(root)
+    preflight.check_checkpoint(tmp_path / "run")  # intact: no complaint
+    damaged = root / "epoch_0002" / "agent_001.pt"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    with pytest.raises(ValueError) as error:
+        preflight.check_checkpoint(tmp_path / "run")
+    assert str(damaged) in str(error.value) and "truncated" in str(error.value)
+    assert f"resume={root / 'epoch_0001'}" in str(error.value)
+    preflight.check_checkpoint(root / "epoch_0001")  # the offered one passes
+    (root / "latest.json").write_text('{"epoch": 2, "dir": "epo')
+    with pytest.raises(ValueError, match="latest.json is unreadable"):
+        preflight.check_checkpoint(tmp_path / "run")
+
+
+def test_wandb_mode_without_wandb_is_refused_in_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb now raises ImportError
+    cfg = composed(["logger.wandb.mode=offline", "model=mlp"])
+    with pytest.raises(ConfigError, match="logger.wandb.mode=offline needs the wandb package"):
+        validate(cfg)
+
+
+def cgatrain(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cgatrain", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=150, env=env)
+
+
+@pytest.mark.multiproc
+@pytest.mark.timeout(300)
+def test_resume_end_to_end_refusals_before_spawn_and_fallback(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    tiny = ["train.batch_size=64", "train.steps_per_epoch=4", "train.progress_bar=false", "comm.timeout_s=30"]
+    first = cgatrain("agents=2", "algorithm=dpsgd", "model=mlp", "partition=iid", *tiny, "train.epochs=2", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    refused = cgatrain(f"resume={run}", "model=cnn", "topology=complete", "train.epochs=3", f"hydra.run.dir={tmp_path}/refused", cwd=tmp_path)
+    assert refused.returncode != 0
+    assert "model (saved mlp, given cnn" in refused.stderr and "topology.graph (saved ring, given complete)" in refused.stderr, refused.stderr[-3000:]
+    assert not (tmp_path / "refused" / "agents.json").exists()
+
+    damaged = run / "checkpoints" / "epoch_0002" / "agent_001.pt"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    broken = cgatrain(f"resume={run}", "train.epochs=3", f"hydra.run.dir={tmp_path}/broken", cwd=tmp_path)
+    assert broken.returncode != 0 and str(damaged) in broken.stderr, broken.stderr[-3000:]
+    assert not (tmp_path / "broken" / "agents.json").exists()
+
+    # The offered checkpoint, with no override repeated: agents, algorithm, model come from config.yaml.
+    fallback = cgatrain(f"resume={run}/checkpoints/epoch_0001", "train.epochs=3", f"hydra.run.dir={tmp_path}/resumed", cwd=tmp_path)
+    assert fallback.returncode == 0, fallback.stderr[-3000:]
+    assert "resumed from" in fallback.stdout and "after epoch 1" in fallback.stdout
+    saved = OmegaConf.load(tmp_path / "resumed" / "config.yaml")
+    assert saved.agents == 2 and saved.algorithm.name == "dpsgd" and saved.model.name == "mlp" and saved.train.epochs == 3
+
+
+@pytest.mark.multiproc
+@pytest.mark.timeout(120)
+def test_wandb_missing_fails_before_any_agent_starts(tmp_path: Path) -> None:
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['wandb'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    result = cgatrain("logger.wandb.mode=offline", "agents=2", "model=mlp", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path, env=env)
+    assert result.returncode != 0
+    assert "logger.wandb.mode=offline needs the wandb package" in result.stderr, result.stderr[-3000:]
+    assert not (tmp_path / "run" / "agents.json").exists()
