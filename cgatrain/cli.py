@@ -11,7 +11,6 @@ import datetime
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +40,19 @@ def default_run_dir() -> str:
     return f"outputs/{env.launcher}/{run_id}"
 
 
+def _register_resolver(name: str, resolver: Any) -> None:
+    """Register once; omegaconf >= 2.4 renamed register_new_resolver to register_resolver (the 2.3 one is legacy)."""
+    if OmegaConf.has_resolver(name):
+        return
+    if hasattr(OmegaConf, "legacy_register_resolver"):
+        OmegaConf.register_resolver(name, resolver)
+    else:
+        OmegaConf.register_new_resolver(name, resolver)
+
+
 def _register_resolvers() -> None:
-    if not OmegaConf.has_resolver("cgatrain_run_dir"):
-        OmegaConf.register_new_resolver("cgatrain_run_dir", default_run_dir)
-    _register_slurm_resolver()
+    _register_resolver("cgatrain_run_dir", default_run_dir)
+    _register_resolver("cgatrain_tasks_per_node", _tasks_per_node)
 
 
 def _tasks_per_node(agents: int, nodes: int) -> int:
@@ -53,12 +61,6 @@ def _tasks_per_node(agents: int, nodes: int) -> int:
         raise ValueError(f"agents={agents} cannot be spread evenly over slurm.nodes={nodes}")
     return int(agents) // int(nodes)
 
-
-def _register_slurm_resolver() -> None:
-    if not OmegaConf.has_resolver("cgatrain_tasks_per_node"):
-        with warnings.catch_warnings():  # newer omegaconf deprecates the only call omegaconf 2.3 offers
-            warnings.simplefilter("ignore")
-            OmegaConf.register_new_resolver("cgatrain_tasks_per_node", _tasks_per_node)
 
 
 def _to_container(cfg: DictConfig) -> dict[str, Any]:
