@@ -33,6 +33,8 @@ def start(args: list[str], cwd: Path, env: dict[str, str] | None = None, new_ses
 
 
 STARTED_AGENTS: list[int] = []
+# pid -> its start time: a pid the kernel reused for another process is not our agent, never kill it.
+AGENT_START_TIMES: dict[int, str] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +43,7 @@ def no_agent_left_behind() -> Iterator[None]:
     yield
     kill_leftovers(STARTED_AGENTS)
     STARTED_AGENTS.clear()
+    AGENT_START_TIMES.clear()
 
 
 def wait_for_training(process: subprocess.Popen[str], run_dir: Path, rows: int = 1, limit: float = 90) -> list[int]:
@@ -52,17 +55,27 @@ def wait_for_training(process: subprocess.Popen[str], run_dir: Path, rows: int =
         assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.1)
     pids = [agent["pid"] for agent in json.loads((run_dir / "agents.json").read_text())["agents"]]
+    for pid in pids:
+        fields = _stat_fields(pid)
+        AGENT_START_TIMES.setdefault(pid, fields[19] if fields else "")
     STARTED_AGENTS.extend(pids)
     return pids
 
 
-def running(pid: int) -> bool:
-    """True while `pid` exists and is no zombie."""
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name (state first, start time at index 19), or [] if gone."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
+        return []
+
+
+def running(pid: int) -> bool:
+    """True while the agent `pid` exists and is no zombie (a reused pid is another process: False)."""
+    fields = _stat_fields(pid)
+    if not fields or fields[0] == "Z":
         return False
-    return state != "Z"
+    return AGENT_START_TIMES.get(pid, fields[19]) == fields[19]
 
 
 def kill_leftovers(pids: list[int]) -> None:
