@@ -8,7 +8,8 @@ SWEEP_ROOT is searched recursively for job directories. Writes to DIR (default S
   mean ± std over seeds: the agents' mean test and training accuracy (each agent's model on the
   test set and on the whole training set, as the paper's Fig. 1 averages over agents), the
   generalization gap (train minus test, percentage points), the averaged model's test accuracy, the
-  first epoch at which the agents' mean test accuracy reached 90%, MB sent per agent, s per epoch;
+  first epoch at which the agents' mean test accuracy reached 90% (mean over the seeds that reached
+  it; "-" when none did), MB sent per agent, s per epoch;
 - ``summary.json``: the same numbers;
 - ``acc_<data>_<partition>.png``: per epoch, training (solid) and test (dashed) accuracy, the agents'
   mean, as in the paper's Fig. 1, and the generalization gap;
@@ -34,8 +35,10 @@ LABEL_ORDER = ["CDSGD", "CDMSGD (Nesterov)", "CDMSGD (Nesterov, lr 0.01)", "CDMS
 GAP = "generalization_gap"
 TO_90 = "epoch_to_90"
 TRAIN = "agent_train_accuracy_mean"
+LAST_3 = "agent_test_accuracy_last3"
 METRICS: list[tuple[str, str, float, int]] = [
     ("agent_test_accuracy_mean", "Agents' test acc (%)", 100.0, 2),
+    (LAST_3, "…mean of last 3 epochs (%)", 100.0, 2),
     (TRAIN, "Agents' train acc (%)", 100.0, 2),
     (GAP, "Gap train−test (pp)", 100.0, 2),
     ("consensus_test_accuracy", "Averaged-model test acc (%)", 100.0, 2),
@@ -87,6 +90,8 @@ def add_derived(job: base.Job) -> None:
     job.summary[GAP] = None if train is None or test is None else train - test
     reached = [int(row["epoch"]) for row in job.history if (base.finite(row.get("agent_test_accuracy_mean")) or 0.0) >= 0.9]
     job.summary[TO_90] = min(reached) if reached else None
+    tail = [v for row in job.history[-3:] if (v := base.finite(row.get("agent_test_accuracy_mean"))) is not None]
+    job.summary[LAST_3] = sum(tail) / len(tail) if tail else None
 
 
 def section_5_1_jobs(jobs: list[base.Job]) -> list[base.Job]:
