@@ -24,6 +24,9 @@ section_5_1() {  # data, epochs, extra overrides...
   # Centralized SGD as the paper runs it: one model on all the data (5x the steps per epoch of an agent).
   cgatrain -m algorithm=local algorithm.momentum=0 agents=1 partition=iid "train.epochs=$n_epochs" "$@" \
     "${common[@]}" "hydra.sweep.dir=$where/sgd_one_model"
+  # CDMSGD at the paper's own step size, 0.01 (0.1 with mu 0.9 is too large a step under the class split).
+  cgatrain -m algorithm=cdmsgd agents=5 partition=iid,class "train.epochs=$n_epochs" "$@" \
+    "${common[@]}" optim.lr=0.01 "hydra.sweep.dir=$where/cdmsgd_lr0.01"
   # And as cgatrain's all-reduce baseline: the mean of 5 agents' gradients, as many steps as an agent.
   cgatrain -m algorithm=centralized algorithm.momentum=0 agents=5 partition=iid,class "train.epochs=$n_epochs" "$@" \
     "${common[@]}" "hydra.sweep.dir=$where/allreduce"
