@@ -14,8 +14,10 @@ import torch
 
 from cgatrain import checkpoint
 from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm, resolve_compressor
+from cgatrain.algorithms.buffers import BufferMixer, average_buffers
 from cgatrain.comm import NeighborExchange
-from cgatrain.data import AgentSampler, load_dataset, partition_indices, steps_per_epoch
+from cgatrain.data import load_dataset, partition_indices, steps_per_epoch
+from cgatrain.data.agent_data import AgentData, drop_images, shard_class_counts, write_class_counts
 from cgatrain.models import build_model, loss_fn
 from cgatrain.reporting import Reporter, write_json
 from cgatrain.topology import build_topology
@@ -37,9 +39,11 @@ class Trainer:
         shards = partition_indices(self.data.train_y.numpy(), world_size, cfg["partition"], int(cfg["seed"]))
         fixed_steps = train_cfg.get("steps_per_epoch")
         self.steps = int(fixed_steps) if fixed_steps is not None else steps_per_epoch([len(s) for s in shards], int(train_cfg["batch_size"]))
-        self.sampler = AgentSampler(shards[rank], int(train_cfg["batch_size"]), int(cfg["seed"]), rank)
-        self.train_x, self.train_y = self.data.train_x.to(device), self.data.train_y.to(device)
-        self.test_x, self.test_y = self.data.test_x.to(device), self.data.test_y.to(device)
+        self.agent_data = AgentData(self.data, shards[rank], int(train_cfg["batch_size"]), int(cfg["seed"]), rank, device, cfg["data"])
+        self.sampler = self.agent_data.sampler
+        self.test_x, self.test_y = self.agent_data.test_inputs, self.agent_data.test_targets
+        self.class_counts = shard_class_counts(self.data, shards)
+        self.data = drop_images(self.data)  # this agent keeps only its shard and the test set
         self.loss = loss_fn(self.data.task)
         self.classification = self.data.task == "classification"
         # One seed for all agents gives the same initial model, as in the CGA authors' code.
@@ -53,6 +57,7 @@ class Trainer:
         compressor = resolve_compressor(cfg.get("compressor"), algorithm_class)
         context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange, compressor)
         self.algorithm = algorithm_class(context, cfg["algorithm"])
+        self.buffer_mixer = BufferMixer(self.algorithm, str(cfg["model"].get("buffers") or "local"))
         self.reporter = Reporter(run_dir, rank == 0, cfg, bool(train_cfg.get("progress_bar", True)))
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
@@ -65,6 +70,8 @@ class Trainer:
         self.algorithm.setup()
         if self.cfg.get("resume"):
             self._resume(str(self.cfg["resume"]))
+        if self.rank == 0 and self.class_counts is not None:
+            self.reporter.print(write_class_counts(self.run_dir, self.class_counts))
         pids = metrics.gather_rows([os.getpid()], self.rank, self.world_size, self.device)[:, 0]
         if self.rank == 0:
             # Which process is which agent, for whoever needs to inspect or stop one.
@@ -75,7 +82,7 @@ class Trainer:
         cfg = self.cfg
         return (
             f"cgatrain: {cfg['algorithm']['name']} | {self.world_size} agents | data {self.data.name} "
-            f"({len(self.data.train_x)} train / {len(self.data.test_x)} test) split {cfg['partition']['name']} | "
+            f"({len(self.data.train_y)} train / {len(self.data.test_y)} test) split {cfg['partition']['name']} | "
             f"model {cfg['model']['name']} ({self.model.numel:,} params) | {self.steps} steps/epoch\n"
             f"{self.topology.describe()}\nrun dir: {self.run_dir}"
         )
@@ -86,6 +93,7 @@ class Trainer:
             raise ValueError(f"resume={path} holds {saved_world} agents but this run has {self.world_size}")
         state = checkpoint.load_agent(directory, self.rank)
         self.model.params.copy_(state["params"].to(self.device))
+        self.model.load_state_dict(state)
         self.algorithm.load_state_dict(state["algorithm"])
         self.exchange.load_state_dict(state["exchange"])
         torch.set_rng_state(state["rng"])
@@ -119,11 +127,12 @@ class Trainer:
         self.reporter.start_epoch(epoch, epochs, self.steps)
         epoch_started, comm_before, compute_before = time.perf_counter(), self.exchange.total_seconds(), self.compute_seconds
         window_loss, window_steps, epoch_loss = 0.0, 0, 0.0
-        for index, batch in enumerate(self.sampler.epoch_batches(epoch, self.steps)):
+        for index, (inputs, targets) in enumerate(self.agent_data.batches(epoch, self.steps)):
             step = epoch * self.steps + index
-            self.objective.set_batch(self.train_x[batch], self.train_y[batch])
+            self.objective.set_batch(inputs, targets)
             step_started, comm_started = time.perf_counter(), self.exchange.total_seconds()
             loss = self.algorithm.step(lr, step, epoch)
+            self.buffer_mixer.after_step(step, epoch)
             self.compute_seconds += time.perf_counter() - step_started - (self.exchange.total_seconds() - comm_started)
             window_loss, window_steps, epoch_loss = window_loss + loss, window_steps + 1, epoch_loss + loss
             if window_steps == check_every or index == self.steps - 1:
@@ -149,6 +158,7 @@ class Trainer:
 
     def _epoch_metrics(self, epoch: int, lr: float, train_loss: float, seconds: float) -> dict[str, Any]:
         average, distance, divergence = metrics.consensus(self.model.params, self.world_size)
+        self.average_buffers = average_buffers(self.model.buffers, self.world_size)
         own_loss, own_accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
         table = metrics.gather_rows([train_loss, own_loss, own_accuracy, self.exchange.total_bytes_sent()], self.rank, self.world_size, self.device)
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": float(table[:, 0].mean())}
@@ -175,10 +185,12 @@ class Trainer:
 
     def _consensus_scores(self, average: torch.Tensor) -> dict[str, float]:
         """Test loss and accuracy of the average of all agents' models (rank 0 only)."""
-        own = self.model.params.clone()
+        own, own_buffers = self.model.params.clone(), self.model.buffers.clone()
         self.model.params.copy_(average)
+        self.model.buffers.copy_(self.average_buffers)  # the consensus model runs on the agents' mean statistics
         loss, accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
         self.model.params.copy_(own)
+        self.model.buffers.copy_(own_buffers)
         scores = {"consensus_test_loss": loss, "consensus_test_accuracy": accuracy}
         optimum = self.data.optimum
         if optimum is not None and optimum.numel() == average.numel():
@@ -191,6 +203,7 @@ class Trainer:
         state = {
             "epoch": completed_epochs,
             "params": self.model.params.detach().cpu(),
+            **self.model.state_dict(),
             "algorithm": {k: v.detach().cpu() for k, v in self.algorithm.state_dict().items()},
             "exchange": self.exchange.state_dict(),
             "rng": torch.get_rng_state(),
