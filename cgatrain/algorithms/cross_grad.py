@@ -22,7 +22,7 @@ MODES = ("auto", "batched", "loop")
 
 def supports_vmap(module: nn.Module) -> bool:
     """False for modules whose training-mode forward mutates state (BatchNorm running statistics)."""
-    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules())
+    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.running_mean is not None for m in module.modules())
 
 
 def has_batchnorm(module: nn.Module) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -22,7 +23,7 @@ from cgatrain.models import build_model, loss_fn
 from cgatrain.reporting import Reporter, write_json
 from cgatrain.topology import build_topology
 from cgatrain.train import metrics
-from cgatrain.train.schedule import learning_rate
+from cgatrain.train.schedule import learning_rate_at
 
 
 class Diverged(Exception):
@@ -122,7 +123,8 @@ class Trainer:
         return status
 
     def _train_epoch(self, epoch: int, epochs: int) -> None:
-        lr = learning_rate(float(self.cfg["optim"]["lr"]), self.cfg["optim"].get("schedule", {}), epoch)
+        lr_at = functools.partial(learning_rate_at, float(self.cfg["optim"]["lr"]), self.cfg["optim"].get("schedule") or {}, steps_per_epoch=self.steps, total_epochs=epochs)
+        lr = lr_at(epoch * self.steps)
         check_every = max(int(self.cfg["train"].get("log_every", 10)), 1)
         self.reporter.start_epoch(epoch, epochs, self.steps)
         epoch_started, comm_before, compute_before = time.perf_counter(), self.exchange.total_seconds(), self.compute_seconds
@@ -131,7 +133,7 @@ class Trainer:
             step = epoch * self.steps + index
             self.objective.set_batch(inputs, targets)
             step_started, comm_started = time.perf_counter(), self.exchange.total_seconds()
-            loss = self.algorithm.step(lr, step, epoch)
+            loss = self.algorithm.step(lr_at(step), step, epoch)
             self.buffer_mixer.after_step(step, epoch)
             self.compute_seconds += time.perf_counter() - step_started - (self.exchange.total_seconds() - comm_started)
             window_loss, window_steps, epoch_loss = window_loss + loss, window_steps + 1, epoch_loss + loss
