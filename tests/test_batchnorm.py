@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from multiproc import run_agents
 from torch import nn
 
 from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
@@ -15,7 +16,6 @@ from cgatrain.algorithms.buffers import BufferMixer, average_buffers
 from cgatrain.algorithms.cross_grad import CrossGradients
 from cgatrain.comm import NeighborExchange
 from cgatrain.topology import build_topology
-from multiproc import run_agents
 
 RING = {"graph": "ring", "weights": "uniform"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -11,7 +12,7 @@ from cgatrain.train.schedule import check_schedule, learning_rate, learning_rate
 
 def test_without_warmup_per_step_equals_the_per_epoch_schedules() -> None:
     for cfg in ({"name": "exponential", "gamma": 0.981}, {"name": "step", "gamma": 0.1, "milestones": [2, 3]}, {"name": "constant"}):
-        for step in range(0, 50):
+        for step in range(50):
             assert learning_rate_at(0.1, cfg, step, 10, 5) == learning_rate(0.1, cfg, step // 10)
 
 
@@ -30,7 +31,7 @@ def test_cosine_decays_per_step_to_eta_min_after_warmup() -> None:
     middle = learning_rate_at(1.0, cfg, 5 + 95 // 2, 10, 10)
     assert middle == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 47 / 95)))
     values = [learning_rate_at(1.0, cfg, step, 10, 10) for step in range(5, 100)]
-    assert all(a > b for a, b in zip(values, values[1:])) and values[-1] > 0.01
+    assert all(a > b for a, b in itertools.pairwise(values)) and values[-1] > 0.01
     assert learning_rate_at(1.0, cfg, 100, 10, 10) == pytest.approx(0.01)
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vision_fixtures import write_cifar, write_mnist, write_tinyimagenet
 
 from cgatrain.data import DataError, load_dataset, partition_indices
 from cgatrain.data.agent_data import AgentData, write_class_counts
 from cgatrain.data.augment import Augmentation, Normalizer
 from cgatrain.data.datasets import describe_dataset
 from cgatrain.data.label_skew import class_counts
-from vision_fixtures import write_cifar, write_mnist, write_tinyimagenet
 
 CPU = torch.device("cpu")
 

@@ -13,10 +13,11 @@ from cgatrain.models.dense import build_linear, build_mlp
 from cgatrain.models.losses import SqueezedMSELoss, loss_fn
 from cgatrain.models.norm import NORMS, check_buffer_mode
 from cgatrain.models.resnet import DEPTHS, CifarResNet
+from cgatrain.models.small import LeNet5, resnet18
 from cgatrain.models.vgg import VGG11
 
-KNOWN_MODELS = ("cnn", "cnn_authors", "linear", "mlp", "resnet20", "resnet110", "vgg11")
-IMAGE_MODELS = ("cnn", "cnn_authors", "resnet20", "resnet110", "vgg11")
+KNOWN_MODELS = ("cnn", "cnn_authors", "lenet5", "linear", "mlp", "resnet18", "resnet20", "resnet110", "vgg11")
+IMAGE_MODELS = ("cnn", "cnn_authors", "lenet5", "resnet18", "resnet20", "resnet110", "vgg11")
 
 
 def check_model_input(cfg: Mapping[str, Any], input_shape: tuple[int, ...]) -> None:
@@ -53,6 +54,10 @@ def build_model(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classe
         return AuthorsCNN(input_shape, num_outputs, float(cfg.get("dropout", 0.25)))
     if name == "vgg11":
         return VGG11(input_shape, num_outputs, str(norm or "none"), groups)
+    if name == "lenet5":
+        return LeNet5(input_shape, num_outputs)
+    if name == "resnet18":
+        return resnet18(input_shape, num_outputs, str(norm or "batch"), groups)
     if name in DEPTHS:
         return CifarResNet(input_shape, num_outputs, DEPTHS[name], str(norm or "batch"), groups)
     if name == "mlp":

@@ -5,7 +5,6 @@ as CIFAR ResNet recipes use. Warmup ramps per step from `warmup_start_factor * l
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping
 from typing import Any
 
