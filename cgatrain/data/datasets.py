@@ -11,9 +11,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from cgatrain.data.common import DataError, DatasetSplit, float_option, int_option
 from cgatrain.data.idx import read_idx
-from cgatrain.data.common import DatasetSplit, DataError, float_option, int_option
-from cgatrain.data.vision import VISION_DATASETS, download, image_shape, load_vision, num_classes, train_labels, wants_download
+from cgatrain.data.vision import (
+    VISION_DATASETS,
+    download,
+    image_shape,
+    load_vision,
+    num_classes,
+    train_labels,
+    wants_download,
+)
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -151,7 +159,7 @@ def _load_synthetic_regression(cfg: Mapping[str, Any]) -> DatasetSplit:
     assert num_samples is not None and dim is not None
     if noise < 0:
         raise DataError(f"synthetic_regression: noise must be >= 0, got {noise}")
-    num_train = int(round(0.8 * num_samples))
+    num_train = round(0.8 * num_samples)
     if num_train < dim:
         raise DataError(
             f"synthetic_regression: {num_train} train samples < dim={dim}; the least-squares optimum is not unique"

@@ -103,7 +103,7 @@ def skew_split(labels: np.ndarray, num_agents: int, skew: float,
     labels = _integer_class_labels(labels, "skew")
     num_classes = int(labels.max()) + 1 if labels.size else 0
     class_members = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
-    cuts = [int(round(skew * len(members))) for members in class_members]
+    cuts = [round(skew * len(members)) for members in class_members]
     empty = np.empty(0, dtype=np.int64)
     # classes are concatenated in label order, so the sampled part is already sorted by label
     sampled = np.concatenate([m[:k] for m, k in zip(class_members, cuts)] + [empty])
