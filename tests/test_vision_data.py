@@ -164,3 +164,17 @@ def test_class_count_table_is_saved_and_printed(tmp_path: Path) -> None:
     text = write_class_counts(tmp_path, counts)
     assert "total" in text and "    1      0      2      0       2" in text
     assert (tmp_path / "class_counts.csv").read_text().splitlines()[1] == "0,3,0,1,4"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_data_path_gives_the_cpu_batches(tmp_path: Path) -> None:
+    write_cifar(tmp_path)
+    cfg = {"name": "cifar10", "root": str(tmp_path)}
+    split = load_dataset(cfg)
+    shard = np.arange(0, 100, 2)
+    on_gpu = AgentData(split, shard, 8, 1, 0, torch.device("cuda"), cfg)
+    on_cpu = AgentData(split, shard, 8, 1, 0, CPU, cfg)
+    assert on_gpu.train_x.is_cuda and on_gpu.test_inputs[:4].is_cuda
+    for (x1, y1), (x2, y2) in zip(on_gpu.batches(0, 4), on_cpu.batches(0, 4), strict=True):
+        assert torch.allclose(x1.cpu(), x2, atol=1e-6) and torch.equal(y1.cpu(), y2)
