@@ -178,3 +178,24 @@ def test_cuda_data_path_gives_the_cpu_batches(tmp_path: Path) -> None:
     assert on_gpu.train_x.is_cuda and on_gpu.test_inputs[:4].is_cuda
     for (x1, y1), (x2, y2) in zip(on_gpu.batches(0, 4), on_cpu.batches(0, 4), strict=True):
         assert torch.allclose(x1.cpu(), x2, atol=1e-6) and torch.equal(y1.cpu(), y2)
+
+
+def test_download_happens_once_in_the_parent_through_torchvision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.datasets
+
+    from cgatrain.data.datasets import prepare_dataset
+
+    calls = []
+
+    def fake_cifar10(root: str, train: bool, download: bool) -> None:
+        calls.append((root, train, download))
+        write_cifar(Path(root))
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
+    cfg = {"name": "cifar10", "root": str(tmp_path / "data"), "download": True}
+    prepare_dataset(cfg)
+    assert calls == [(str(tmp_path / "data"), True, True), (str(tmp_path / "data"), False, True)]
+    prepare_dataset(cfg)  # already there: nothing is fetched again
+    assert len(calls) == 2 and len(describe_dataset(cfg).train_labels) == 100
+    prepare_dataset({**cfg, "download": False, "root": str(tmp_path / "elsewhere")})  # no download asked: no call
+    assert len(calls) == 2
