@@ -45,7 +45,7 @@ class _PilCifar(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
 
 
-def _torchvision_rate(images: np.ndarray, labels: np.ndarray, batch: int, batches: int, workers: int) -> float:
+def _torchvision_rate(images: np.ndarray, labels: np.ndarray, batch: int, batches: int, workers: int) -> tuple[float, float | None]:
     from torchvision import transforms
 
     transform = transforms.Compose([
@@ -55,24 +55,24 @@ def _torchvision_rate(images: np.ndarray, labels: np.ndarray, batch: int, batche
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
     iterator = iter(loader)
     next(iterator)  # worker start-up is not counted
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     for _ in range(batches):
         next(iterator)
-    return batch * batches / (time.perf_counter() - started)
+    return batch * batches / (time.perf_counter() - started), (batch * batches / (time.thread_time() - cpu_started) if workers == 0 else None)
 
 
-def _in_memory_rate(split: Any, batch: int, batches: int, device: torch.device) -> float:
+def _in_memory_rate(split: Any, batch: int, batches: int, device: torch.device) -> tuple[float, float | None]:
     data = AgentData(split, np.arange(len(split.train_y)), batch, 0, 0, device, {"name": "cifar10", "augment": "crop_flip", "in_memory": True})
     next(iter(data.batches(0, 1)))
     if device.type == "cuda":
         torch.cuda.synchronize()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     for inputs, _ in data.batches(1, batches):
         pass
     if device.type == "cuda":
         torch.cuda.synchronize()
     assert inputs.shape == (batch, 3, 32, 32) and inputs.dtype == torch.float32
-    return batch * batches / (time.perf_counter() - started)
+    return batch * batches / (time.perf_counter() - started), (batch * batches / (time.thread_time() - cpu_started) if device.type == "cpu" else None)
 
 
 def data_rates(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -86,12 +86,16 @@ def data_rates(args: argparse.Namespace) -> list[dict[str, Any]]:
     }
     if torch.cuda.is_available():
         methods["cgatrain in-memory (cuda)"] = lambda: _in_memory_rate(split, args.batch, args.batches, torch.device("cuda"))
-    rates: dict[str, list[float]] = {name: [] for name in methods}
+    rates: dict[str, list[tuple[float, float | None]]] = {name: [] for name in methods}
     for round_index in range(args.rounds):
         names = list(methods)
         for name in names[round_index % len(names) :] + names[: round_index % len(names)]:  # rotate the order
             rates[name].append(methods[name]())
-    return [{"method": name, "images_per_s": statistics.median(values), "runs": values} for name, values in rates.items()]
+    rows = []
+    for name, values in rates.items():
+        cpu = [c for _, c in values if c is not None]
+        rows.append({"method": name, "images_per_s": statistics.median(w for w, _ in values), "images_per_cpu_s": statistics.median(cpu) if cpu else None, "runs": values})
+    return rows
 
 
 def model_steps(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -101,15 +105,19 @@ def model_steps(args: argparse.Namespace) -> list[dict[str, Any]]:
         loss = nn.CrossEntropyLoss()
         for batch in args.model_batches:
             inputs, targets = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
-            times = []
+            times, cpu_times = [], []
             for index in range(args.steps + 1):
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.thread_time()
                 model.zero_grad(set_to_none=True)
                 loss(model(inputs), targets).backward()
                 if index:  # the first step warms up the allocator
                     times.append(time.perf_counter() - started)
+                    cpu_times.append(time.thread_time() - cpu_started)
             parameters = sum(p.numel() for p in model.parameters())
-            rows.append({"model": name, "params": parameters, "batch": batch, "ms_per_step": 1000 * statistics.median(times), "images_per_s": batch / statistics.median(times)})
+            rows.append({
+                "model": name, "params": parameters, "batch": batch, "ms_per_step": 1000 * statistics.median(times),
+                "cpu_ms_per_step": 1000 * statistics.median(cpu_times), "images_per_cpu_s": batch / statistics.median(cpu_times),
+            })
     return rows
 
 
@@ -125,13 +133,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # one thread per agent process, as the launcher sets it
     rates = data_rates(args)
-    print("| data path (batch %d, CIFAR-shaped, crop+flip+normalize) | images/s per agent |\n|---|---:|" % args.batch)
+    print(f"| data path (batch {args.batch}, CIFAR-shaped, crop+flip+normalize) | images/s per agent (wall) | images per CPU s |\n|---|---:|---:|")
     for row in rates:
-        print(f"| {row['method']} | {row['images_per_s']:,.0f} |")
+        cpu = "-" if row["images_per_cpu_s"] is None else f"{row['images_per_cpu_s']:,.0f}"
+        print(f"| {row['method']} | {row['images_per_s']:,.0f} | {cpu} |")
     steps = model_steps(args)
-    print("\n| model | params | batch | forward+backward ms/step (CPU, 1 thread) | images/s |\n|---|---:|---:|---:|---:|")
+    print("\n| model | params | batch | forward+backward wall ms/step | CPU ms/step (1 thread) | images per CPU s |\n|---|---:|---:|---:|---:|---:|")
     for row in steps:
-        print(f"| {row['model']} | {row['params']:,} | {row['batch']} | {row['ms_per_step']:.0f} | {row['images_per_s']:.0f} |")
+        print(f"| {row['model']} | {row['params']:,} | {row['batch']} | {row['ms_per_step']:.0f} | {row['cpu_ms_per_step']:.0f} | {row['images_per_cpu_s']:.0f} |")
     if args.json:
         machine = {"python": platform.python_version(), "torch": torch.__version__, "cpus": torch.get_num_threads(), "platform": platform.platform()}
         with open(args.json, "w") as handle:

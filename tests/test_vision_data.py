@@ -199,3 +199,16 @@ def test_download_happens_once_in_the_parent_through_torchvision(tmp_path: Path,
     assert len(calls) == 2 and len(describe_dataset(cfg).train_labels) == 100
     prepare_dataset({**cfg, "download": False, "root": str(tmp_path / "elsewhere")})  # no download asked: no call
     assert len(calls) == 2
+
+
+def test_failed_download_is_a_data_error_naming_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.datasets
+
+    from cgatrain.data.datasets import prepare_dataset
+
+    def offline(root: str, train: bool, download: bool) -> None:
+        raise RuntimeError("Error downloading cifar-10-python.tar.gz")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(DataError, match=r"data.download=true: could not fetch cifar10 into .*Error downloading"):
+        prepare_dataset({"name": "cifar10", "root": str(tmp_path), "download": True})

@@ -239,15 +239,18 @@ def download(name: str, cfg: Mapping[str, Any]) -> None:
         pass
     import torchvision.datasets as tvd
 
-    root.mkdir(parents=True, exist_ok=True)
-    if name == "tinyimagenet":
-        from torchvision.datasets.utils import download_and_extract_archive
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if name == "tinyimagenet":
+            from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(TINY_URL, str(root))
-        return
-    dataset = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[name]
-    for train in (True, False):
-        dataset(str(root), train=train, download=True)
+            download_and_extract_archive(TINY_URL, str(root))
+            return
+        dataset = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[name]
+        for train in (True, False):
+            dataset(str(root), train=train, download=True)
+    except (OSError, RuntimeError) as error:  # no network, a full disk, a bad checksum
+        raise DataError(f"data.download=true: could not fetch {name} into {root}: {error}") from error
 
 
 def wants_download(cfg: Mapping[str, Any]) -> bool:
