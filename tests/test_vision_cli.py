@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from vision_fixtures import write_cifar
 
 pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(300)]
