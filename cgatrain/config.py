@@ -9,7 +9,10 @@ from cgatrain import checkpoint, preflight
 from cgatrain.algorithms import get_algorithm, resolve_compressor
 from cgatrain.comm.devices import device_problems, gpus_on_node
 from cgatrain.compression import build_compressor
-from cgatrain.data import DataError, load_dataset, partition_indices
+from cgatrain.data import DataError, partition_indices
+from cgatrain.data.agent_data import check_data_options
+from cgatrain.data.datasets import describe_dataset, prepare_dataset
+from cgatrain.models import check_model_input
 from cgatrain.topology import TopologyError, build_topology
 from cgatrain.train.schedule import check_schedule
 
@@ -54,12 +57,15 @@ def _check_backend(cfg: Mapping[str, Any], local_agents: int) -> None:
 
 
 def _check_data(cfg: Mapping[str, Any]) -> None:
-    data = load_dataset(cfg["data"])
-    if cfg["partition"]["name"] == "class" and data.task != "classification":
-        raise DataError(f"partition=class needs class labels, but data={data.name} is a {data.task} task")
-    shards = partition_indices(data.train_y.numpy(), int(cfg["agents"]), cfg["partition"], int(cfg["seed"]))
-    if cfg["model"]["name"] == "cnn" and len(data.input_shape) != 3:
-        raise ValueError(f"model=cnn needs image inputs (C, H, W); data={data.name} gives {data.input_shape}")
+    prepare_dataset(cfg["data"])  # downloads (data.download=true) happen here, once, before any agent starts
+    data = describe_dataset(cfg["data"])  # labels only: no image is decoded in the parent
+    if cfg["partition"]["name"] != "iid" and data.task != "classification":
+        raise DataError(f"partition={cfg['partition']['name']} needs class labels, but data={data.name} is a {data.task} task")
+    if cfg["train"].get("eval_train") and data.task != "classification":
+        raise DataError(f"train.eval_train scores training accuracy, but data={data.name} is a {data.task} task")
+    shards = partition_indices(data.train_labels, int(cfg["agents"]), cfg["partition"], int(cfg["seed"]))
+    check_model_input(cfg["model"], data.input_shape)
+    check_data_options(cfg["data"], data.name)
     if min(len(shard) for shard in shards) == 0:
         raise DataError("some agent would get no training data")
 

@@ -36,7 +36,7 @@ def test_default_and_example_configs_are_valid() -> None:
         (["topology=custom_example", "agents=4", "algorithm=dpsgd"], "doubly"),
         (["algorithm=dpmsgd", "algorithm.momentum=1.5"], "momentum"),
         (["algorithm=dpsgd", "+algorithm.momentum=0.9"], "no option(s) ['momentum']"),
-        (["optim.schedule.name=cosine"], "optim.schedule.name"),
+        (["optim.schedule.name=polynomial"], "optim.schedule.name"),
         (["comm.backend=mpi"], "comm.backend"),
         (["logger.wandb.mode=sometimes"], "logger.wandb.mode"),
         (["resume=/nonexistent/run"], "resume=/nonexistent/run"),

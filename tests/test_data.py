@@ -151,8 +151,8 @@ def test_infeasible_partitions_raise() -> None:
         check_partition_feasible(20, labels, 21, {"name": "iid"})
     with pytest.raises(DataError, match="integer class labels"):
         partition_indices(np.linspace(0, 1, 20), 2, {"name": "class"}, seed=0)
-    with pytest.raises(DataError, match="iid"):
-        partition_indices(labels, 2, {"name": "dirichlet"}, seed=0)
+    with pytest.raises(DataError, match="unknown partition 'zipf'.*dirichlet.*iid"):
+        partition_indices(labels, 2, {"name": "zipf"}, seed=0)
 
 
 def test_iid_partition_balanced_disjoint_covering() -> None:

@@ -1,4 +1,11 @@
-"""Gradients of this agent's minibatch loss at other agents' models: the cross-gradients of CGA."""
+"""Gradients of this agent's minibatch loss at other agents' models: the cross-gradients of CGA.
+
+BatchNorm: a neighbour's model is run in training mode on this agent's batch, so it normalizes with
+the batch's statistics, exactly as the neighbour's own gradient step does on its batch. Running
+statistics play no part in that gradient, so cross-gradients are taken on a copy of the module whose
+BatchNorm layers track none (torch.func.replace_all_batch_norm_modules_): neither this agent's nor
+the neighbour's statistics change, and vmap can batch the models.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import copy
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
 
 from cgatrain.algorithms.objective import FlatModel, LocalObjective
 
@@ -15,7 +22,17 @@ MODES = ("auto", "batched", "loop")
 
 def supports_vmap(module: nn.Module) -> bool:
     """False for modules whose training-mode forward mutates state (BatchNorm running statistics)."""
-    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules())
+    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.running_mean is not None for m in module.modules())
+
+
+def has_batchnorm(module: nn.Module) -> bool:
+    """True if any layer of `module` is a BatchNorm."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def stateless_copy(module: nn.Module) -> nn.Module:
+    """A copy of `module` whose BatchNorm layers use batch statistics and keep no running ones."""
+    return replace_all_batch_norm_modules_(copy.deepcopy(module)) if has_batchnorm(module) else module
 
 
 def prefer_batched(module: nn.Module, device: torch.device) -> bool:
@@ -38,7 +55,7 @@ class CrossGradients:
         if mode not in MODES:
             raise ValueError(f"cross_grad_mode must be one of {MODES}, not {mode!r}")
         self.objective = objective
-        module = objective.flat_model.module
+        module = self._module = stateless_copy(objective.flat_model.module)
         if mode == "batched" and not supports_vmap(module):
             raise ValueError("cross_grad_mode=batched cannot handle BatchNorm in training mode; use auto or loop")
         self.batched = mode == "batched" or (mode == "auto" and prefer_batched(module, objective.flat_model.params.device))
@@ -47,7 +64,7 @@ class CrossGradients:
         self._scratch: LocalObjective | None = None
 
     def _loss_at(self, params: dict[str, torch.Tensor], inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        outputs = functional_call(self.objective.flat_model.module, params, (inputs,))
+        outputs = functional_call(self._module, params, (inputs,))
         return self.objective.loss_fn(outputs, targets)
 
     def compute(self, models: torch.Tensor) -> torch.Tensor:
@@ -71,7 +88,7 @@ class CrossGradients:
 
     def _compute_looped(self, models: torch.Tensor) -> torch.Tensor:
         if self._scratch is None:
-            scratch_model = FlatModel(copy.deepcopy(self.objective.flat_model.module))
+            scratch_model = FlatModel(copy.deepcopy(self._module))
             self._scratch = LocalObjective(scratch_model, self.objective.loss_fn, weight_decay=0.0)
         scratch = self._scratch
         scratch.set_batch(self.objective.inputs, self.objective.targets)

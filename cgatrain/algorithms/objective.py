@@ -14,6 +14,9 @@ class FlatModel:
     """A module whose parameters and gradients are views into two contiguous vectors.
 
     Algorithms update `params` with vector ops and send it as it is; the module sees the change.
+    Floating-point buffers (BatchNorm running means and variances) are views into a third vector,
+    `buffers`, so they can be averaged, sent and checkpointed in one piece; integer buffers
+    (BatchNorm's batch counters) stay per agent in `counters`.
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -32,6 +35,21 @@ class FlatModel:
             p.grad = self.grad[offset : offset + size].view_as(p)
             offset += size
         self._parameters = parameters
+        self.buffers, self.counters = _flatten_buffers(module, like)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Buffers and counters, on the CPU: what a checkpoint needs besides `params`."""
+        state = {"buffers": self.buffers.detach().cpu().clone()}
+        if self.counters:
+            state["buffer_counters"] = torch.stack([c.detach().cpu().reshape(()) for c in self.counters])
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore buffers and counters saved by `state_dict` (absent keys: checkpoints without BatchNorm)."""
+        if "buffers" in state:
+            self.buffers.copy_(state["buffers"].to(self.buffers.device))
+        for counter, value in zip(self.counters, state.get("buffer_counters", torch.empty(0))):
+            counter.copy_(value)
 
     def grads_are_views(self) -> bool:
         """True while autograd still accumulates into the flat gradient buffer."""
@@ -47,6 +65,20 @@ class FlatModel:
             for p in self._parameters:
                 p.grad = self.grad[offset : offset + p.numel()].view_as(p)
                 offset += p.numel()
+
+
+def _flatten_buffers(module: nn.Module, like: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Re-point every floating buffer into one flat vector; return it and the integer buffers."""
+    floating = [(m, n, b) for m in module.modules() for n, b in m.named_buffers(recurse=False) if b is not None and b.is_floating_point()]
+    counters = [b for b in module.buffers() if b is not None and not b.is_floating_point()]
+    flat = torch.empty(sum(b.numel() for _, _, b in floating), device=like.device, dtype=like.dtype)
+    offset = 0
+    for owner, name, buffer in floating:
+        size = buffer.numel()
+        flat[offset : offset + size].copy_(buffer.reshape(-1))
+        setattr(owner, name, flat[offset : offset + size].view_as(buffer))
+        offset += size
+    return flat, counters
 
 
 class LocalObjective:

@@ -1,10 +1,10 @@
 """Data layer: dataset loading, per-agent partitions, and reproducible batch sampling."""
 
+from cgatrain.data.common import DataError, DatasetSplit
 from cgatrain.data.datasets import load_dataset
 from cgatrain.data.idx import parse_idx, read_idx, write_idx
 from cgatrain.data.partition import check_partition_feasible, partition_indices
 from cgatrain.data.sampler import AgentSampler, steps_per_epoch
-from cgatrain.data.common import DatasetSplit, DataError
 
 __all__ = [
     "AgentSampler",

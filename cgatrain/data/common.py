@@ -17,7 +17,8 @@ class DataError(ValueError):
 class DatasetSplit:
     """A loaded dataset: train and test tensors plus the metadata models need.
 
-    Images are float32 ``(N, C, H, W)``, vectors float32 ``(N, D)``. Labels are
+    Images are float32 ``(N, C, H, W)`` already normalized, or uint8 ``(N, C, H, W)`` with the
+    per-channel ``mean``/``std`` (of pixels in [0, 1]) the agent normalizes with; vectors float32 ``(N, D)``. Labels are
     int64 class ids for classification and float32 ``(N,)`` targets for regression.
     ``optimum`` is only set for regression: the least-squares solution on the
     train set (the weights a bias-free linear model should converge to).
@@ -32,6 +33,8 @@ class DatasetSplit:
     input_shape: tuple[int, ...]
     task: str
     optimum: torch.Tensor | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
 
 def int_option(cfg: Mapping[str, Any], key: str, default: int | None, minimum: int | None = None) -> int | None:

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from cgatrain.data.common import DataError, DatasetSplit, float_option, int_option
 from cgatrain.data.idx import read_idx
-from cgatrain.data.common import DatasetSplit, DataError, float_option, int_option
+from cgatrain.data.vision import (
+    VISION_DATASETS,
+    download,
+    image_shape,
+    load_vision,
+    num_classes,
+    train_labels,
+    wants_download,
+)
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -149,7 +159,7 @@ def _load_synthetic_regression(cfg: Mapping[str, Any]) -> DatasetSplit:
     assert num_samples is not None and dim is not None
     if noise < 0:
         raise DataError(f"synthetic_regression: noise must be >= 0, got {noise}")
-    num_train = int(round(0.8 * num_samples))
+    num_train = round(0.8 * num_samples)
     if num_train < dim:
         raise DataError(
             f"synthetic_regression: {num_train} train samples < dim={dim}; the least-squares optimum is not unique"
@@ -180,9 +190,49 @@ _LOADERS: dict[str, Callable[[Mapping[str, Any]], DatasetSplit]] = {
 }
 
 
-def load_dataset(cfg: Mapping[str, Any]) -> DatasetSplit:
-    """Load the dataset named by ``cfg["name"]`` (digits, mnist_idx, synthetic_regression)."""
+KNOWN_DATASETS = tuple(sorted((*_LOADERS, *VISION_DATASETS)))
+
+
+def _known_name(cfg: Mapping[str, Any]) -> str:
     name = cfg.get("name")
-    if name not in _LOADERS:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(_LOADERS))}")
-    return _LOADERS[name](cfg)
+    if name not in KNOWN_DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_DATASETS)}")
+    return str(name)
+
+
+def load_dataset(cfg: Mapping[str, Any]) -> DatasetSplit:
+    """Load the dataset named by ``cfg["name"]`` (see KNOWN_DATASETS)."""
+    name = _known_name(cfg)
+    return load_vision(name, cfg) if name in VISION_DATASETS else _LOADERS[name](cfg)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the parent needs to check a config: train labels, sample shape, classes, task."""
+
+    name: str
+    train_labels: np.ndarray
+    input_shape: tuple[int, ...]
+    num_classes: int
+    task: str
+
+
+def describe_dataset(cfg: Mapping[str, Any]) -> DatasetInfo:
+    """Labels and metadata of a data set; image data sets are not decoded (labels files, folder names)."""
+    name = _known_name(cfg)
+    if name in VISION_DATASETS:
+        return DatasetInfo(name, train_labels(name, cfg), image_shape(name, cfg), num_classes(name, cfg), "classification")
+    split = _LOADERS[name](cfg)
+    return DatasetInfo(name, split.train_y.numpy(), split.input_shape, split.num_classes, split.task)
+
+
+def prepare_dataset(cfg: Mapping[str, Any]) -> None:
+    """Parent-side, before any agent starts: download when `data.download=true`, decode TinyImageNet once."""
+    name = _known_name(cfg)
+    if name in VISION_DATASETS and name != "fake":
+        if wants_download(cfg):
+            download(name, cfg)
+        if name == "tinyimagenet":
+            from cgatrain.data.vision import prepare_tinyimagenet
+
+            prepare_tinyimagenet(cfg)

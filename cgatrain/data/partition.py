@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from cgatrain.data.common import DataError, bool_option, float_option
+from cgatrain.data.label_skew import dirichlet_partition, shards_partition
 
 
 def _iid_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
@@ -50,7 +51,9 @@ def _class_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any]
     the number of classes, class ``c`` is shuffled and cut into near-equal disjoint
     parts, one per agent ``r`` with ``r mod num_classes == c``. With
     ``balance_classes: true`` every class is first shuffled and then cut to the
-    smallest class's size, as the authors did (723 per class on MNIST).
+    smallest class's size, as the authors did (723 per class on MNIST). With
+    ``assignment: random`` the shards are handed to agents in a seeded random order, as the
+    paper's section 4 says ("agents are randomly assigned distinct subsets").
     """
     labels = _integer_class_labels(labels)
     num_classes = int(labels.max()) + 1 if labels.size else 0
@@ -69,7 +72,11 @@ def _class_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any]
             )
         for owner, part in zip(owners, np.array_split(members, len(owners))):
             shards[owner].append(part)
-    return [np.concatenate(parts) if parts else np.empty(0, dtype=np.int64) for parts in shards]
+    result = [np.concatenate(parts) if parts else np.empty(0, dtype=np.int64) for parts in shards]
+    assignment = cfg.get("assignment") or "modulo"
+    if assignment not in ("modulo", "random"):
+        raise DataError(f"partition.assignment must be modulo or random, got {assignment!r}")
+    return [result[i] for i in rng.permutation(num_agents)] if assignment == "random" else result
 
 
 def _skew_option(cfg: Mapping[str, Any]) -> float:
@@ -96,7 +103,7 @@ def skew_split(labels: np.ndarray, num_agents: int, skew: float,
     labels = _integer_class_labels(labels, "skew")
     num_classes = int(labels.max()) + 1 if labels.size else 0
     class_members = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
-    cuts = [int(round(skew * len(members))) for members in class_members]
+    cuts = [round(skew * len(members)) for members in class_members]
     empty = np.empty(0, dtype=np.int64)
     # classes are concatenated in label order, so the sampled part is already sorted by label
     sampled = np.concatenate([m[:k] for m, k in zip(class_members, cuts)] + [empty])
@@ -116,6 +123,8 @@ _PARTITIONERS: dict[str, Callable[[np.ndarray, int, Mapping[str, Any], np.random
     "iid": _iid_partition,
     "class": _class_partition,
     "skew": _skew_partition,
+    "shards": lambda labels, n, cfg, rng: shards_partition(_integer_class_labels(labels, "shards"), n, cfg, rng),
+    "dirichlet": lambda labels, n, cfg, rng: dirichlet_partition(_integer_class_labels(labels, "dirichlet"), n, cfg, rng),
 }
 
 
@@ -123,7 +132,7 @@ def partition_indices(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any
     """Split train indices ``0..len(labels)-1`` among ``num_agents`` agents.
 
     Returns one sorted int64 index array per agent; the arrays are disjoint.
-    ``cfg["name"]`` picks ``iid``, ``class`` or ``skew``. Raises DataError for unknown
+    ``cfg["name"]`` picks ``iid``, ``class``, ``skew``, ``shards`` or ``dirichlet``. Raises DataError for unknown
     names, bad labels, or when any agent would end up with no samples.
     """
     labels = np.asarray(labels)

@@ -1,4 +1,4 @@
-"""Model zoo: the papers' CNN, an MLP and a linear model, plus task losses."""
+"""Model zoo: the papers' CNN, the CGA authors' CNN, VGG-11, CIFAR ResNet-20/110, an MLP and a linear model, plus task losses."""
 
 from __future__ import annotations
 
@@ -7,11 +7,30 @@ from typing import Any
 
 from torch import nn
 
+from cgatrain.models.authors_cnn import AuthorsCNN
 from cgatrain.models.cnn import PaperCNN
 from cgatrain.models.dense import build_linear, build_mlp
 from cgatrain.models.losses import SqueezedMSELoss, loss_fn
+from cgatrain.models.norm import NORMS, check_buffer_mode
+from cgatrain.models.resnet import DEPTHS, CifarResNet
+from cgatrain.models.small import LeNet5, resnet18
+from cgatrain.models.vgg import VGG11
 
-KNOWN_MODELS = ("cnn", "linear", "mlp")
+KNOWN_MODELS = ("cnn", "cnn_authors", "lenet5", "linear", "mlp", "resnet18", "resnet20", "resnet110", "vgg11")
+IMAGE_MODELS = ("cnn", "cnn_authors", "lenet5", "resnet18", "resnet20", "resnet110", "vgg11")
+
+
+def check_model_input(cfg: Mapping[str, Any], input_shape: tuple[int, ...]) -> None:
+    """Reject an unknown model, a bad `model.norm`, or image models on non-image data (in the parent)."""
+    name = cfg.get("name")
+    if name not in KNOWN_MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
+    if name in IMAGE_MODELS and len(input_shape) != 3:
+        raise ValueError(f"model={name} needs image inputs (C, H, W); the data gives {tuple(input_shape)}")
+    norm = cfg.get("norm")
+    if norm is not None and norm not in NORMS:
+        raise ValueError(f"model.norm must be one of {NORMS}, not {norm!r}")
+    check_buffer_mode(str(cfg.get("buffers") or "local"))
 
 
 def build_model(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -30,6 +49,17 @@ def build_model(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classe
     num_outputs = num_classes if num_classes > 0 else 1
     if name == "cnn":
         return PaperCNN(input_shape, num_outputs, activation=str(cfg.get("activation") or "relu"))
+    norm, groups = cfg.get("norm"), int(cfg.get("groups") or 2)
+    if name == "cnn_authors":
+        return AuthorsCNN(input_shape, num_outputs, float(cfg.get("dropout", 0.25)))
+    if name == "vgg11":
+        return VGG11(input_shape, num_outputs, str(norm or "none"), groups)
+    if name == "lenet5":
+        return LeNet5(input_shape, num_outputs)
+    if name == "resnet18":
+        return resnet18(input_shape, num_outputs, str(norm or "batch"), groups)
+    if name in DEPTHS:
+        return CifarResNet(input_shape, num_outputs, DEPTHS[name], str(norm or "batch"), groups)
     if name == "mlp":
         hidden = cfg.get("hidden")
         return build_mlp(input_shape, num_outputs, [128] if hidden is None else list(hidden))
@@ -40,4 +70,4 @@ def build_model(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classe
     raise ValueError(f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
 
 
-__all__ = ["KNOWN_MODELS", "PaperCNN", "SqueezedMSELoss", "build_model", "loss_fn"]
+__all__ = ["KNOWN_MODELS", "VGG11", "AuthorsCNN", "CifarResNet", "PaperCNN", "SqueezedMSELoss", "build_model", "check_model_input", "loss_fn"]

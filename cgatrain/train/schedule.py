@@ -1,11 +1,14 @@
-"""Learning-rate schedules, stepped once per epoch as in the CGA paper's 0.981 decay."""
+"""Learning-rate schedules: per epoch (the CGA paper's 0.981 decay, step decay at milestones) or per
+step (cosine), each optionally after a linear warmup over `warmup_epochs` (fractional epochs allowed),
+as CIFAR ResNet recipes use. Warmup ramps per step from `warmup_start_factor * lr` up to `lr`."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-SCHEDULES = ("constant", "exponential", "step")
+SCHEDULES = ("constant", "exponential", "step", "cosine")
 
 
 def check_schedule(cfg: Mapping[str, Any]) -> None:
@@ -14,10 +17,16 @@ def check_schedule(cfg: Mapping[str, Any]) -> None:
     if name not in SCHEDULES:
         raise ValueError(f"optim.schedule.name must be one of {SCHEDULES}, not {name!r}")
     gamma = float(cfg.get("gamma", 1.0))
-    if not 0.0 < gamma <= 1.0 and name != "constant":
+    if not 0.0 < gamma <= 1.0 and name not in ("constant", "cosine"):
         raise ValueError(f"optim.schedule.gamma must lie in (0, 1], got {gamma}")
     if name == "step" and not cfg.get("milestones") and int(cfg.get("step_size") or 0) < 1:
         raise ValueError("optim.schedule.name=step needs step_size >= 1 or a list of milestones")
+    if not float(cfg.get("warmup_epochs") or 0.0) >= 0.0:
+        raise ValueError(f"optim.schedule.warmup_epochs must be >= 0, got {cfg.get('warmup_epochs')}")
+    if not 0.0 <= float(cfg.get("warmup_start_factor", 0.1)) <= 1.0:
+        raise ValueError(f"optim.schedule.warmup_start_factor must lie in [0, 1], got {cfg.get('warmup_start_factor')}")
+    if not float(cfg.get("eta_min") or 0.0) >= 0.0:
+        raise ValueError(f"optim.schedule.eta_min must be >= 0, got {cfg.get('eta_min')}")
 
 
 def learning_rate(base_lr: float, cfg: Mapping[str, Any], epoch: int) -> float:
@@ -31,3 +40,18 @@ def learning_rate(base_lr: float, cfg: Mapping[str, Any], epoch: int) -> float:
         decays = sum(epoch >= m for m in milestones) if milestones else epoch // int(cfg["step_size"])
         return base_lr * gamma**decays
     return base_lr
+
+
+def learning_rate_at(base_lr: float, cfg: Mapping[str, Any], step: int, steps_per_epoch: int, total_epochs: int) -> float:
+    """The learning rate for global 0-based `step`: warmup, then cosine per step or the per-epoch schedule."""
+    progress = step / steps_per_epoch  # in epochs, fractional
+    warmup = float(cfg.get("warmup_epochs") or 0.0)
+    if progress < warmup:
+        start = float(cfg.get("warmup_start_factor", 0.1))
+        ramp = min(1.0, (step + 1) / (warmup * steps_per_epoch))
+        return base_lr * (start + (1.0 - start) * ramp)
+    if cfg.get("name", "constant") == "cosine":
+        eta_min = float(cfg.get("eta_min") or 0.0)
+        span = max(total_epochs - warmup, 1e-12)
+        return eta_min + (base_lr - eta_min) * 0.5 * (1.0 + math.cos(math.pi * min((progress - warmup) / span, 1.0)))
+    return learning_rate(base_lr, cfg, step // steps_per_epoch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -14,15 +15,18 @@ import torch
 
 from cgatrain import checkpoint
 from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm, resolve_compressor
+from cgatrain.algorithms.buffers import BufferMixer, average_buffers
 from cgatrain.comm import NeighborExchange
-from cgatrain.data import AgentSampler, load_dataset, partition_indices, steps_per_epoch
+from cgatrain.data import load_dataset, partition_indices, steps_per_epoch
+from cgatrain.data.agent_data import AgentData, drop_images, shard_class_counts, write_class_counts
 from cgatrain.models import build_model, loss_fn
 from cgatrain.reporting import Reporter, write_json
 from cgatrain.reporting.schema import AgentResult, EpochRecord, RunSummary
 from cgatrain.topology import build_topology
 from cgatrain.train import lifecycle, metrics
+from cgatrain.train.generalization import train_accuracy_scores
+from cgatrain.train.schedule import learning_rate_at
 from cgatrain.train.sync_index import SyncIndex
-from cgatrain.train.schedule import learning_rate
 
 
 class Diverged(Exception):
@@ -39,9 +43,11 @@ class Trainer:
         shards = partition_indices(self.data.train_y.numpy(), world_size, cfg["partition"], int(cfg["seed"]))
         fixed_steps = train_cfg.get("steps_per_epoch")
         self.steps = int(fixed_steps) if fixed_steps is not None else steps_per_epoch([len(s) for s in shards], int(train_cfg["batch_size"]))
-        self.sampler = AgentSampler(shards[rank], int(train_cfg["batch_size"]), int(cfg["seed"]), rank)
-        self.train_x, self.train_y = self.data.train_x.to(device), self.data.train_y.to(device)
-        self.test_x, self.test_y = self.data.test_x.to(device), self.data.test_y.to(device)
+        self.agent_data = AgentData(self.data, shards[rank], int(train_cfg["batch_size"]), int(cfg["seed"]), rank, device, cfg["data"])
+        self.sampler = self.agent_data.sampler
+        self.test_x, self.test_y = self.agent_data.test_inputs, self.agent_data.test_targets
+        self.class_counts = shard_class_counts(self.data, shards)
+        self.data = drop_images(self.data)  # this agent keeps only its shard and the test set
         self.loss = loss_fn(self.data.task)
         self.classification = self.data.task == "classification"
         # One seed for all agents gives the same initial model, as in the CGA authors' code.
@@ -55,8 +61,8 @@ class Trainer:
         compressor = resolve_compressor(cfg.get("compressor"), algorithm_class)
         context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange, compressor,
                                seed=int(cfg["seed"]), samples=len(shards[rank]), steps_per_epoch=self.steps)
-        self.train_shard = torch.as_tensor(shards[rank], dtype=torch.long, device=device)
         self.algorithm = algorithm_class(context, cfg["algorithm"])
+        self.buffer_mixer = BufferMixer(self.algorithm, str(cfg["model"].get("buffers") or "local"))
         self.reporter = Reporter(run_dir, rank == 0, cfg, bool(train_cfg.get("progress_bar", True)))
         self.history: list[dict[str, Any]] = []
         self.sync_index = SyncIndex(train_cfg.get("consensus_every"), world_size)
@@ -73,6 +79,8 @@ class Trainer:
         self.algorithm.setup()
         if self.cfg.get("resume"):
             self._resume(str(self.cfg["resume"]))
+        if self.rank == 0 and self.class_counts is not None:
+            self.reporter.print(write_class_counts(self.run_dir, self.class_counts))
         pids = metrics.gather_rows([os.getpid()], self.rank, self.world_size, self.device)[:, 0]
         if self.rank == 0:
             # Which process is which agent, for whoever needs to inspect or stop one.
@@ -83,7 +91,7 @@ class Trainer:
         cfg = self.cfg
         return (
             f"cgatrain: {cfg['algorithm']['name']} | {self.world_size} agents | data {self.data.name} "
-            f"({len(self.data.train_x)} train / {len(self.data.test_x)} test) split {cfg['partition']['name']} | "
+            f"({len(self.data.train_y)} train / {len(self.data.test_y)} test) split {cfg['partition']['name']} | "
             f"model {cfg['model']['name']} ({self.model.numel:,} params) | {self.steps} steps/epoch | {self.exchange.wire.describe()}\n"
             f"{self.topology.describe()}\nrun dir: {self.run_dir}"
         )
@@ -94,6 +102,7 @@ class Trainer:
             raise ValueError(f"resume={path} holds {saved_world} agents but this run has {self.world_size}")
         state = checkpoint.load_agent(directory, self.rank)
         self.model.params.copy_(state["params"].to(self.device))
+        self.model.load_state_dict(state)
         self.algorithm.load_state_dict(state["algorithm"])
         self.exchange.load_state_dict(state["exchange"])
         torch.set_rng_state(state["rng"])
@@ -132,7 +141,8 @@ class Trainer:
         return status
 
     def _train_epoch(self, epoch: int, epochs: int) -> None:
-        lr = learning_rate(float(self.cfg["optim"]["lr"]), self.cfg["optim"].get("schedule", {}), epoch)
+        lr_at = functools.partial(learning_rate_at, float(self.cfg["optim"]["lr"]), self.cfg["optim"].get("schedule") or {}, steps_per_epoch=self.steps, total_epochs=epochs)
+        lr = lr_at(epoch * self.steps)
         check_every = max(int(self.cfg["train"].get("log_every", 10)), 1)
         self.reporter.start_epoch(epoch, epochs, self.steps)
         progress, self.resume_progress = (self.resume_progress if epoch == self.start_epoch else {}), {}
@@ -140,14 +150,14 @@ class Trainer:
         epoch_started -= progress.get("seconds", 0.0)
         comm_before, compute_before = progress.get("comm_before", comm_before), progress.get("compute_before", compute_before)
         window_loss, window_steps, epoch_loss = 0.0, 0, progress.get("epoch_loss", 0.0)
-        self.reporter.advance(int(progress.get("step", 0)))
-        for index, batch in enumerate(self.sampler.epoch_batches(epoch, self.steps)):
-            if index < progress.get("step", 0):
-                continue  # done before the mid-epoch checkpoint this run resumed from
+        done = int(progress.get("step", 0))  # steps done before the mid-epoch checkpoint this run resumed from
+        self.reporter.advance(done)
+        for index, (inputs, targets) in enumerate(self.agent_data.batches(epoch, self.steps, start=done), start=done):
             step = epoch * self.steps + index
-            self.objective.set_batch(self.train_x[batch], self.train_y[batch])
+            self.objective.set_batch(inputs, targets)
             step_started, comm_started = time.perf_counter(), self.exchange.total_seconds()
-            loss = self.algorithm.step(lr, step, epoch)
+            loss = self.algorithm.step(lr_at(step), step, epoch)
+            self.buffer_mixer.after_step(step, epoch)
             self.compute_seconds += time.perf_counter() - step_started - (self.exchange.total_seconds() - comm_started)
             self.sync_index.after_step(step + 1, self.model.params)
             window_loss, window_steps, epoch_loss = window_loss + loss, window_steps + 1, epoch_loss + loss
@@ -193,6 +203,7 @@ class Trainer:
 
     def _epoch_metrics(self, epoch: int, lr: float, train_loss: float, seconds: float) -> EpochRecord:
         average, distance, divergence = metrics.consensus(self.model.params, self.world_size)
+        self.average_buffers = average_buffers(self.model.buffers, self.world_size)
         own_loss, own_accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
         own = [train_loss, own_loss, own_accuracy, self.exchange.total_bytes_sent(), self.algorithm.dense_bytes_sent,
                self.compute_seconds, self.exchange.total_seconds()]
@@ -218,7 +229,8 @@ class Trainer:
             record.consensus_test_loss, record.consensus_test_accuracy = scores.pop("consensus_test_loss"), scores.pop("consensus_test_accuracy")
             record.extra.update(scores)
         if self.cfg["train"].get("eval_train", False):
-            record.extra.update(self._train_scores(average))
+            record.extra.update(train_accuracy_scores(self.model, average, self.average_buffers, self.agent_data.shard_eval_set(),
+                                                      self.rank, self.world_size, self.loss))
         return record
 
     def _algorithm_metrics(self) -> dict[str, float]:
@@ -228,25 +240,14 @@ class Trainer:
         table = metrics.gather_rows([own[key] for key in keys], self.rank, self.world_size, self.device) if keys else None
         return {key: float(table[:, column].mean()) for column, key in enumerate(keys)} if keys else {}
 
-    def _train_scores(self, average: torch.Tensor) -> dict[str, float]:
-        """Training-set accuracy, for the generalization gap: each agent's model on its own shard and on
-        the whole training set (mean over agents), and the averaged model on the whole training set."""
-        shard_x, shard_y = self.train_x[self.train_shard], self.train_y[self.train_shard]
-        scored = [metrics.evaluate(self.model.module, x, y, self.loss, self.classification)[1] for x, y in ((shard_x, shard_y), (self.train_x, self.train_y))]
-        own = self.model.params.clone()
-        self.model.params.copy_(average)
-        scored.append(metrics.evaluate(self.model.module, self.train_x, self.train_y, self.loss, self.classification)[1])
-        self.model.params.copy_(own)
-        table = metrics.gather_rows(scored, self.rank, self.world_size, self.device)
-        return {"agent_shard_train_accuracy_mean": float(table[:, 0].mean()), "agent_train_accuracy_mean": float(table[:, 1].mean()),
-                "consensus_train_accuracy": float(table[0, 2])}
-
     def _consensus_scores(self, average: torch.Tensor) -> dict[str, float]:
         """Test loss and accuracy of the average of all agents' models (rank 0 only)."""
-        own = self.model.params.clone()
+        own, own_buffers = self.model.params.clone(), self.model.buffers.clone()
         self.model.params.copy_(average)
+        self.model.buffers.copy_(self.average_buffers)  # the consensus model runs on the agents' mean statistics
         loss, accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
         self.model.params.copy_(own)
+        self.model.buffers.copy_(own_buffers)
         scores = {"consensus_test_loss": loss, "consensus_test_accuracy": accuracy}
         optimum = self.data.optimum
         if optimum is not None and optimum.numel() == average.numel():
@@ -269,6 +270,7 @@ class Trainer:
         state = {
             "epoch": completed_epochs,
             "params": self.model.params.detach().cpu(),
+            **self.model.state_dict(),
             "algorithm": {k: v.detach().cpu() for k, v in self.algorithm.state_dict().items()},
             "exchange": self.exchange.state_dict(),
             "rng": torch.get_rng_state(),

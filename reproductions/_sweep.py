@@ -1,0 +1,137 @@
+"""Shared runner of the paper-table scripts: one `cgatrain` run per table cell, then the table.
+
+Each script lists its cells (a row label, a column label, the overrides); this module runs them one after
+another as a user would (`python -m cgatrain ...`), skips cells whose algorithm this checkout lacks, and
+writes results.json and table.md (the consensus model's test accuracy per cell) into the output folder.
+
+Common flags: --data-root (where the data sets are, default data/), --out (default
+reproductions/out/<script>), --agents (replace the paper's agent counts, e.g. on a small machine),
+--epochs, --smoke (one short run per distinct setting: for tests and first tries), --dry-run (print
+the commands only); anything after `--` is passed to every run as extra overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SMOKE = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=4", "train.progress_bar=false", "checkpoint.enabled=false", "comm.timeout_s=60"]
+
+
+@dataclass
+class Cell:
+    """One run of a table: where its number goes and the overrides that produce it."""
+
+    row: str
+    column: str
+    overrides: list[str]
+    group: str = ""  # cells of one group differ only in algorithm/compression: --smoke runs one per group
+    agents: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def algorithm(self) -> str | None:
+        chosen = [o.split("=", 1)[1] for o in self.overrides if o.startswith("algorithm=")]
+        return chosen[-1] if chosen else None
+
+
+def parse_args(description: str, argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The common flags; returns (flags, extra overrides after `--`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-root", default="data", help="folder holding the data sets in torchvision's layout")
+    parser.add_argument("--out", default=None, help="output folder (default reproductions/out/<script>)")
+    parser.add_argument("--agents", type=int, nargs="*", default=None, help="agent counts to run instead of the paper's")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs instead of the experiment file's")
+    parser.add_argument("--smoke", action="store_true", help="one short run per distinct setting")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    return parser.parse_args(argv), extra
+
+
+def _registered_algorithms() -> set[str]:
+    from cgatrain.algorithms import ALGORITHMS
+
+    return set(ALGORITHMS)
+
+
+def _select(cells: list[Cell], args: argparse.Namespace) -> list[Cell]:
+    known = _registered_algorithms()
+    chosen: list[Cell] = []
+    seen_groups: set[str] = set()
+    missing = sorted({c.algorithm for c in cells if c.algorithm is not None and c.algorithm not in known})
+    if missing:
+        print(f"skipped: the cells of {', '.join(missing)} (not algorithms of this checkout)")
+    for cell in cells:
+        if cell.algorithm in missing:
+            continue
+        if args.smoke and cell.group in seen_groups:
+            continue
+        seen_groups.add(cell.group)
+        chosen.append(cell)
+    if args.agents:
+        # the paper's agent counts replaced by the requested ones; other settings kept, duplicates dropped
+        expanded: dict[tuple[str, str], Cell] = {}
+        for cell in chosen:
+            for count in [None] if cell.agents is None else args.agents:
+                column = cell.column if count is None else cell.column.replace(f"({cell.agents})", f"({count})")
+                expanded.setdefault((cell.row, column), Cell(cell.row, column, cell.overrides, cell.group, count))
+        chosen = list(expanded.values())
+    return chosen
+
+
+def run_table(name: str, title: str, cells: list[Cell], argv: Sequence[str] | None = None) -> int:
+    """Run a table's cells; write results.json and table.md; exit status 1 if any run failed."""
+    args, extra = parse_args(title, argv)
+    out = Path(args.out or Path("reproductions") / "out" / name).resolve()
+    data_root = str(Path(args.data_root).resolve())
+    results = []
+    for index, cell in enumerate(_select(cells, args)):
+        run_dir = out / f"{index:03d}"
+        overrides = [*cell.overrides, f"data.root={data_root}", f"hydra.run.dir={run_dir}"]
+        if cell.agents is not None:
+            overrides.append(f"agents={cell.agents}")
+        if args.epochs is not None:
+            overrides.append(f"train.epochs={args.epochs}")
+        overrides += (SMOKE if args.smoke else []) + extra
+        command = [sys.executable, "-m", "cgatrain", *overrides]
+        print("+ " + " ".join(command[1:]), flush=True)
+        if args.dry_run:
+            continue
+        completed = subprocess.run(command, check=False, capture_output=True, text=True)
+        summary_path = run_dir / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"status": "failed"}
+        if completed.returncode != 0:
+            summary.setdefault("error", completed.stderr.strip().splitlines()[-1:] or ["no output"])
+        results.append({"row": cell.row, "column": cell.column, "overrides": overrides, "returncode": completed.returncode, "summary": summary})
+    if args.dry_run:
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    table = format_table(title, results)
+    (out / "table.md").write_text(table)
+    print(table)
+    return 0 if all(r["returncode"] == 0 for r in results) else 1
+
+
+def format_table(title: str, results: list[dict]) -> str:
+    """Markdown: one row per row label, one column per column label, the consensus test accuracy in each cell."""
+    rows = list(dict.fromkeys(r["row"] for r in results))
+    columns = list(dict.fromkeys(r["column"] for r in results))
+    cell = {(r["row"], r["column"]): r["summary"] for r in results}
+
+    def text(summary: dict | None) -> str:
+        if summary is None:
+            return ""
+        accuracy = summary.get("consensus_test_accuracy")
+        return f"{accuracy:.2%}" if summary.get("status") == "completed" and accuracy is not None else summary.get("status", "?")
+
+    lines = [f"## {title}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {row} | " + " | ".join(text(cell.get((row, column))) for column in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,130 @@
+"""BatchNorm in decentralized training: buffers live in the flat model, `model.buffers=local|average`,
+cross-gradients leave every agent's statistics alone, and resuming is bit-exact with buffers."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from multiproc import run_agents
+from torch import nn
+
+from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
+from cgatrain.algorithms.buffers import BufferMixer, average_buffers
+from cgatrain.algorithms.cross_grad import CrossGradients
+from cgatrain.comm import NeighborExchange
+from cgatrain.topology import build_topology
+
+RING = {"graph": "ring", "weights": "uniform"}
+
+
+def bn_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+
+
+def bn_batch(rank: int, samples: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(10 + rank)
+    return torch.randn(samples, 2, 4, 4, generator=generator) * (1 + rank) + rank, torch.arange(samples) % 3
+
+
+def test_flat_model_holds_buffers_as_views_and_round_trips_them() -> None:
+    model = FlatModel(bn_model())
+    assert model.buffers.numel() == 8 and len(model.counters) == 1
+    before = model.buffers.clone()
+    model.module(bn_batch(0)[0])
+    assert not torch.equal(before, model.buffers) and int(model.counters[0]) == 1  # the module updated the flat vector
+    saved = model.state_dict()
+    other = FlatModel(bn_model(seed=5))
+    other.load_state_dict(saved)
+    assert torch.equal(other.buffers, model.buffers) and int(other.counters[0]) == 1
+    assert torch.equal(other.module[1].running_mean, model.module[1].running_mean)
+
+
+@pytest.mark.parametrize("mode", ["loop", "batched"])
+def test_cross_gradients_use_batch_statistics_and_touch_no_running_statistics(mode: str) -> None:
+    model = FlatModel(bn_model())
+    objective = LocalObjective(model, nn.CrossEntropyLoss())
+    objective.set_batch(*bn_batch(0))
+    neighbours = torch.stack([FlatModel(bn_model(seed)).params for seed in (1, 2)])
+    buffers = model.buffers.clone()
+    gradients = CrossGradients(objective, mode).compute(neighbours)
+    assert torch.equal(model.buffers, buffers)
+    for row, seed in enumerate((1, 2)):
+        reference = copy.deepcopy(bn_model(seed)).train()  # the neighbour's model, trained on this agent's batch
+        nn.CrossEntropyLoss()(reference(objective.inputs), objective.targets).backward()
+        expected = torch.cat([p.grad.reshape(-1) for p in reference.parameters()])
+        assert torch.allclose(gradients[row], expected, atol=1e-6)
+
+
+def _mixing_step(rank: int, world_size: int, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    model = FlatModel(bn_model())
+    objective = LocalObjective(model, nn.CrossEntropyLoss())
+    objective.set_batch(*bn_batch(rank))
+    topology = build_topology(RING, world_size, seed=0)
+    context = AgentContext(rank, world_size, model, objective, topology, NeighborExchange(rank, world_size, torch.device("cpu")))
+    algorithm = get_algorithm("dpmsgd")(context, {})
+    algorithm.setup()
+    mixer = BufferMixer(algorithm, mode)
+    algorithm.step(0.1, 0, 0)
+    before = model.buffers.clone()
+    everyone = [torch.empty_like(before) for _ in range(world_size)]
+    torch.distributed.all_gather(everyone, before)
+    mixer.after_step(0, 0)
+    weights = torch.tensor(topology.mixing_matrix(0, 0)[rank], dtype=before.dtype)
+    expected = sum(w * b for w, b in zip(weights, everyone)) if mode == "average" else before
+    return model.buffers.clone(), expected
+
+
+@pytest.mark.multiproc
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["local", "average"])
+def test_buffers_are_mixed_with_the_parameters_weights_only_when_asked(tmp_path: Path, mode: str) -> None:
+    for mixed, expected in run_agents(_mixing_step, 3, tmp_path, mode):
+        assert torch.allclose(mixed, expected, atol=1e-6)
+
+
+def _fresh(rank: int, world_size: int, name: str, exchange: NeighborExchange, mode: str) -> tuple[FlatModel, object, BufferMixer]:
+    model = FlatModel(bn_model())
+    objective = LocalObjective(model, nn.CrossEntropyLoss(), weight_decay=0.01)
+    objective.set_batch(*bn_batch(rank))
+    context = AgentContext(rank, world_size, model, objective, build_topology(RING, world_size, seed=3), exchange)
+    algorithm = get_algorithm(name)(context, {})
+    algorithm.setup()
+    return model, algorithm, BufferMixer(algorithm, mode)
+
+
+def _steps(algorithm: object, mixer: BufferMixer, start: int, stop: int) -> None:
+    for step in range(start, stop):
+        algorithm.step(0.05, step, 0)
+        mixer.after_step(step, 0)
+
+
+def _stop_and_resume(rank: int, world_size: int, name: str, mode: str) -> tuple[torch.Tensor, ...]:
+    exchange = NeighborExchange(rank, world_size, torch.device("cpu"))
+    model, algorithm, mixer = _fresh(rank, world_size, name, exchange, mode)
+    _steps(algorithm, mixer, 0, 6)
+    uninterrupted = (model.params.clone(), model.buffers.clone(), average_buffers(model.buffers, world_size))
+    model, algorithm, mixer = _fresh(rank, world_size, name, exchange, mode)
+    _steps(algorithm, mixer, 0, 3)
+    saved = {"params": model.params.clone(), **model.state_dict()}
+    saved_algorithm = {k: v.clone() for k, v in algorithm.state_dict().items()}
+    model, algorithm, mixer = _fresh(rank, world_size, name, exchange, mode)
+    model.params.copy_(saved["params"])
+    model.load_state_dict(saved)
+    algorithm.load_state_dict(saved_algorithm)
+    _steps(algorithm, mixer, 3, 6)
+    return (*uninterrupted, model.params.clone(), model.buffers.clone())
+
+
+@pytest.mark.multiproc
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("name", "mode"), [("cga", "average"), ("cga", "local"), ("dpmsgd", "average")])
+def test_resume_is_bit_exact_with_batchnorm(tmp_path: Path, name: str, mode: str) -> None:
+    results = run_agents(_stop_and_resume, 3, tmp_path, name, mode)
+    for params, buffers, _, resumed_params, resumed_buffers in results:
+        assert torch.equal(params, resumed_params) and torch.equal(buffers, resumed_buffers)
+    spread = max(float((r[1] - results[0][1]).abs().max()) for r in results)
+    assert spread > 0  # agents' statistics differ (different data), so the checks above mean something

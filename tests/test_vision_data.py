@@ -1,0 +1,214 @@
+"""Image data sets read from fixture files in their real formats, device augmentation, streaming,
+label-skew partitions and the class-count table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from vision_fixtures import write_cifar, write_mnist, write_tinyimagenet
+
+from cgatrain.data import DataError, load_dataset, partition_indices
+from cgatrain.data.agent_data import AgentData, write_class_counts
+from cgatrain.data.augment import Augmentation, Normalizer
+from cgatrain.data.datasets import describe_dataset
+from cgatrain.data.label_skew import class_counts
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_reader_returns_the_pickled_pixels_and_labels(tmp_path: Path, name: str) -> None:
+    arrays = write_cifar(tmp_path, name)
+    split = load_dataset({"name": name, "root": str(tmp_path)})
+    assert split.train_x.dtype == torch.uint8 and split.train_x.shape == (100, 3, 32, 32)
+    assert np.array_equal(split.train_x.numpy(), arrays["train_x"]) and np.array_equal(split.test_y.numpy(), arrays["test_y"])
+    assert split.num_classes == (10 if name == "cifar10" else 100) and len(split.mean) == 3
+    assert np.array_equal(describe_dataset({"name": name, "root": str(tmp_path)}).train_labels, arrays["train_y"])
+
+
+@pytest.mark.parametrize(("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_family_reads_torchvision_raw_layout(tmp_path: Path, name: str, folder: str) -> None:
+    arrays = write_mnist(tmp_path, folder)
+    split = load_dataset({"name": name, "root": str(tmp_path)})
+    assert split.input_shape == (1, 28, 28) and np.array_equal(split.train_x.numpy(), arrays["train_x"])
+    assert np.array_equal(split.test_y.numpy(), arrays["test_y"])
+
+
+def test_tinyimagenet_reads_archive_layout_and_labels_need_no_decoding(tmp_path: Path) -> None:
+    write_tinyimagenet(tmp_path, classes=3, per_class=4, val=6)
+    info = describe_dataset({"name": "tinyimagenet", "root": str(tmp_path)})
+    assert list(info.train_labels) == [0] * 4 + [1] * 4 + [2] * 4 and info.input_shape == (3, 64, 64)
+    assert not list((tmp_path / "tiny-imagenet-200").glob("*.npy"))  # the parent decoded nothing
+    split = load_dataset({"name": "tinyimagenet", "root": str(tmp_path)})
+    assert split.train_x.shape == (12, 3, 64, 64) and split.test_y.tolist() == [0, 1, 2, 0, 1, 2]
+    assert abs(int(split.test_x[3, 0].float().mean()) - 60) <= 2  # val_3 is red 60
+    assert len(list((tmp_path / "tiny-imagenet-200").glob("cgatrain_*.npy"))) == 2  # decoded once, cached
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "mnist", "fashion_mnist", "tinyimagenet"])
+def test_missing_files_name_what_is_expected_and_where(tmp_path: Path, name: str) -> None:
+    with pytest.raises(DataError, match=r"missing .* in .*" + str(tmp_path) + r".*data.download=true"):
+        load_dataset({"name": name, "root": str(tmp_path)})
+    with pytest.raises(DataError, match="missing"):
+        describe_dataset({"name": name, "root": str(tmp_path)})
+
+
+def test_fake_data_is_seeded_and_shaped() -> None:
+    cfg = {"name": "fake", "image_shape": [3, 12, 10], "num_classes": 7, "train_size": 50, "test_size": 9, "seed": 3}
+    first, second = load_dataset(cfg), load_dataset(cfg)
+    assert first.train_x.shape == (50, 3, 12, 10) and first.test_x.shape == (9, 3, 12, 10) and first.num_classes == 7
+    assert torch.equal(first.train_x, second.train_x) and int(first.train_y.max()) < 7
+    assert np.array_equal(describe_dataset(cfg).train_labels, first.train_y.numpy())
+    assert not torch.equal(load_dataset({**cfg, "seed": 4}).train_x, first.train_x)
+
+
+def test_batch_augmentation_matches_per_image_path_and_geometry() -> None:
+    augmentation = Augmentation(padding=4, flip=True)
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    offsets, flips = augmentation.draw(seed=1, agent=2, step=3, count=16)
+    batch = augmentation.apply_batch(images, offsets, flips)
+    for i in range(16):
+        assert torch.equal(batch[i], augmentation.apply_one(images[i], offsets[i], bool(flips[i])))
+    centre = augmentation.apply_batch(images, np.full((16, 2), 4), np.zeros(16, dtype=bool))
+    assert torch.equal(centre, images)
+    mirrored = augmentation.apply_batch(images, np.full((16, 2), 4), np.ones(16, dtype=bool))
+    assert torch.equal(mirrored, images.flip(-1))
+    corner = augmentation.apply_batch(images, np.zeros((16, 2), dtype=int), np.zeros(16, dtype=bool))
+    assert corner[:, :, :4, :].eq(0).all() and torch.equal(corner[:, :, 4:, 4:], images[:, :, :4, :4])
+    again = augmentation.draw(seed=1, agent=2, step=3, count=16)
+    assert np.array_equal(again[0], offsets) and not np.array_equal(augmentation.draw(1, 2, 4, 16)[0], offsets)
+
+
+def test_normalizer_matches_the_formula() -> None:
+    images = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    expected = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(Normalizer(mean, std, CPU)(images), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_streaming_gives_the_in_memory_batches(tmp_path: Path, workers: int) -> None:
+    write_cifar(tmp_path)
+    cfg = {"name": "cifar10", "root": str(tmp_path)}
+    split = load_dataset(cfg)
+    shard = partition_indices(split.train_y.numpy(), 3, {"name": "iid"}, 0)[1]
+    memory = AgentData(split, shard, 8, 5, 1, CPU, {**cfg, "in_memory": True})
+    streamed = AgentData(split, shard, 8, 5, 1, CPU, {**cfg, "in_memory": False, "workers": workers})
+    assert memory.in_memory and not streamed.in_memory and len(memory.train_x) == len(shard)
+    for (x1, y1), (x2, y2) in zip(memory.batches(1, 5), streamed.batches(1, 5), strict=True):
+        assert x1.dtype == torch.float32 and torch.equal(x1, x2) and torch.equal(y1, y2)
+    tail = list(memory.batches(1, 5, start=3))  # a resumed epoch sees the same later batches
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(tail, list(memory.batches(1, 5))[3:], strict=True))
+
+
+def test_in_memory_batches_are_the_shard_augmented(tmp_path: Path) -> None:
+    write_cifar(tmp_path)
+    cfg = {"name": "cifar10", "root": str(tmp_path), "augment": "none"}
+    split = load_dataset(cfg)
+    shard = np.arange(10, 40)
+    data = AgentData(split, shard, 6, 0, 0, CPU, cfg)
+    (inputs, targets), = list(data.batches(0, 1))
+    batch = data.sampler.epoch_batches(0, 1)[0]
+    assert torch.equal(targets, split.train_y[batch]) and torch.allclose(inputs, data.normalizer(split.train_x[batch]))
+    auto = AgentData(split, shard, 6, 0, 0, CPU, {"name": "cifar10"})
+    assert auto.augmentation == Augmentation(4, True)
+
+
+def test_memory_budget_picks_streaming() -> None:
+    split = load_dataset({"name": "fake", "train_size": 100, "test_size": 10})
+    small = AgentData(split, np.arange(100), 10, 0, 0, CPU, {"memory_budget_mb": 1})
+    tiny = AgentData(split, np.arange(100), 10, 0, 0, CPU, {"memory_budget_mb": 0.01})
+    assert small.in_memory and not tiny.in_memory
+
+
+def _cifar_like_labels(per_class: int = 100, classes: int = 10) -> np.ndarray:
+    return np.random.default_rng(0).permutation(np.repeat(np.arange(classes), per_class))
+
+
+def test_class_split_for_40_agents_on_10_classes_assigns_distinct_subsets_at_random() -> None:
+    labels = _cifar_like_labels()
+    shards = partition_indices(labels, 40, {"name": "class", "assignment": "random"}, seed=0)
+    counts = class_counts(labels, shards, 10)
+    assert (np.count_nonzero(counts, axis=1) == 1).all() and (counts.sum(axis=0) == 100).all()
+    assert (np.count_nonzero(counts, axis=0) == 4).all()  # each class cut into 4 subsets
+    modulo = class_counts(labels, partition_indices(labels, 40, {"name": "class"}, seed=0), 10)
+    assert [int(np.argmax(row)) for row in modulo] == [a % 10 for a in range(40)]
+    assert [int(np.argmax(row)) for row in counts] != [a % 10 for a in range(40)]
+
+
+def test_shards_partition_gives_k_label_shards_each() -> None:
+    labels = _cifar_like_labels()
+    shards = partition_indices(labels, 10, {"name": "shards", "shards_per_agent": 2}, seed=1)
+    counts = class_counts(labels, shards, 10)
+    assert (counts.sum(axis=1) == 100).all() and (np.count_nonzero(counts, axis=1) <= 2).all()
+    assert sorted(np.concatenate(shards).tolist()) == list(range(1000))
+    with pytest.raises(DataError, match="shards_per_agent"):
+        partition_indices(labels, 600, {"name": "shards", "shards_per_agent": 2}, seed=1)
+
+
+def test_dirichlet_partition_covers_respects_min_size_and_fails_clearly() -> None:
+    labels = _cifar_like_labels()
+    shards = partition_indices(labels, 8, {"name": "dirichlet", "alpha": 0.3, "min_size": 20}, seed=2)
+    assert min(len(s) for s in shards) >= 20 and sorted(np.concatenate(shards).tolist()) == list(range(1000))
+    skewed = class_counts(labels, shards, 10)
+    assert (skewed.max(axis=1) / skewed.sum(axis=1)).mean() > 0.3  # far from IID's 0.1
+    with pytest.raises(DataError, match=r"min_size=120.*raise partition.alpha or lower partition.min_size"):
+        partition_indices(labels, 8, {"name": "dirichlet", "alpha": 0.05, "min_size": 120, "max_tries": 5}, seed=2)
+
+
+def test_class_count_table_is_saved_and_printed(tmp_path: Path) -> None:
+    counts = np.array([[3, 0, 1], [0, 2, 0]])
+    text = write_class_counts(tmp_path, counts)
+    assert "total" in text and "    1      0      2      0       2" in text
+    assert (tmp_path / "class_counts.csv").read_text().splitlines()[1] == "0,3,0,1,4"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_data_path_gives_the_cpu_batches(tmp_path: Path) -> None:
+    write_cifar(tmp_path)
+    cfg = {"name": "cifar10", "root": str(tmp_path)}
+    split = load_dataset(cfg)
+    shard = np.arange(0, 100, 2)
+    on_gpu = AgentData(split, shard, 8, 1, 0, torch.device("cuda"), cfg)
+    on_cpu = AgentData(split, shard, 8, 1, 0, CPU, cfg)
+    assert on_gpu.train_x.is_cuda and on_gpu.test_inputs[:4].is_cuda
+    for (x1, y1), (x2, y2) in zip(on_gpu.batches(0, 4), on_cpu.batches(0, 4), strict=True):
+        assert torch.allclose(x1.cpu(), x2, atol=1e-6) and torch.equal(y1.cpu(), y2)
+
+
+def test_download_happens_once_in_the_parent_through_torchvision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.datasets
+
+    from cgatrain.data.datasets import prepare_dataset
+
+    calls = []
+
+    def fake_cifar10(root: str, train: bool, download: bool) -> None:
+        calls.append((root, train, download))
+        write_cifar(Path(root))
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
+    cfg = {"name": "cifar10", "root": str(tmp_path / "data"), "download": True}
+    prepare_dataset(cfg)
+    assert calls == [(str(tmp_path / "data"), True, True), (str(tmp_path / "data"), False, True)]
+    prepare_dataset(cfg)  # already there: nothing is fetched again
+    assert len(calls) == 2 and len(describe_dataset(cfg).train_labels) == 100
+    prepare_dataset({**cfg, "download": False, "root": str(tmp_path / "elsewhere")})  # no download asked: no call
+    assert len(calls) == 2
+
+
+def test_failed_download_is_a_data_error_naming_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.datasets
+
+    from cgatrain.data.datasets import prepare_dataset
+
+    def offline(root: str, train: bool, download: bool) -> None:
+        raise RuntimeError("Error downloading cifar-10-python.tar.gz")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(DataError, match=r"data.download=true: could not fetch cifar10 into .*Error downloading"):
+        prepare_dataset({"name": "cifar10", "root": str(tmp_path), "download": True})
