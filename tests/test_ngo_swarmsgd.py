@@ -10,6 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from multiproc import run_agents
+from test_algorithms_distributed import (
+    _load,
+    _stacked_gradients,
+    make_data,
+    make_model,
+    reference_trajectory,
+)
 from torch import nn
 
 from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
@@ -17,8 +25,6 @@ from cgatrain.algorithms.ngo import NGO
 from cgatrain.comm import NeighborExchange
 from cgatrain.topology import build_topology
 from cgatrain.topology.per_step import is_matching, random_matching
-from multiproc import run_agents
-from test_algorithms_distributed import _load, _stacked_gradients, make_data, make_model, reference_trajectory
 
 pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(240)]
 
