@@ -582,6 +582,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=None, help="PNG folder (default ROOT/plots/)")
     parser.add_argument("--json", type=Path, default=None, help="also write the aggregated numbers here")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    parser.add_argument("--merge", type=Path, action="append", default=[],
+                        help="also tabulate the groups of an earlier --json output (runs no longer on disk); ROOT's groups win")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cga",
                         help="cga: group by topology, CGA labels (default); sparse_push: group by partition, "
                              "Sparse-Push / SCSP / SGP labels, bytes per step, compression factor, SCSP gains; "
@@ -599,6 +601,11 @@ def main(argv: list[str] | None = None) -> int:
     scanned = scan(root, preset)
     groups = group_jobs(scanned.jobs, preset)
     rows = [aggregate(key, jobs, preset) for key, jobs in groups.items()]
+    present = {(row["data"], row[preset.group_key], row["algorithm"]) for row in rows}
+    for earlier in args.merge:
+        rows += [row for row in json.loads(earlier.read_text())["groups"]
+                 if (row["data"], row[preset.group_key], row["algorithm"]) not in present]
+    rows.sort(key=lambda r: (r["data"], preset.group_sort(r[preset.group_key]), order_key(preset.label_order, r["algorithm"])))
     gains = None
     if preset.name == "sparse_push":
         add_compression_factors(rows, preset.group_key)

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cga_table  # noqa: E402
-
-import matplotlib  # noqa: E402
+import cga_table
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 PRESET = cga_table.PRESETS["ngo"]
 CELLS = [f"{part} {graph}" for part in ("IID", "class") for graph in ("ring", "random", "complete")]

@@ -5,13 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_config import composed
 
-from cgatrain.algorithms.ngo import NGO, delayed_gain_limit, laplacian_radius, max_weighted_degree, phi
+from cgatrain.algorithms.ngo import (
+    NGO,
+    delayed_gain_limit,
+    laplacian_radius,
+    max_weighted_degree,
+    phi,
+)
 from cgatrain.config import ConfigError, validate
 from cgatrain.topology import build_topology
 from cgatrain.topology.graphs import one_peer_exponential_graph, random_graph
-from cgatrain.topology.per_step import OnePeerExponential, RandomGraphs, is_matching, random_matching
-from test_config import composed
+from cgatrain.topology.per_step import (
+    OnePeerExponential,
+    RandomGraphs,
+    is_matching,
+    random_matching,
+)
 
 RING = {"graph": "ring", "weights": "uniform"}
 COMPLETE = {"graph": "complete", "weights": "uniform"}

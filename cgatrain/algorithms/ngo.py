@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -65,7 +65,7 @@ class NGO(Algorithm):
     rounds = ("ngo_state",)
     mixing = "none"  # NGO uses only W's off-diagonal entries; gamma's bound is checked instead
     needs_undirected = True
-    hyperparameters = {"p": 0.75, "gamma": 0.2, "gamma_schedule": "constant", "delay": 0, "diff_at": "half"}
+    hyperparameters: ClassVar[dict[str, Any]] = {"p": 0.75, "gamma": 0.2, "gamma_schedule": "constant", "delay": 0, "diff_at": "half"}
 
     @classmethod
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:

@@ -11,7 +11,7 @@ geometric distribution and lets one pair interact at a time; the matching lets d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from cgatrain.algorithms.base import Algorithm, register
 from cgatrain.topology import Topology
@@ -26,7 +26,7 @@ class SwarmSGD(Algorithm):
     rounds = ("pair",)
     mixing = "none"  # pairs average 1/2-1/2 whatever the topology's weights
     needs_undirected = True
-    hyperparameters = {"local_steps": 1, "momentum": 0.0}
+    hyperparameters: ClassVar[dict[str, Any]] = {"local_steps": 1, "momentum": 0.0}
 
     @classmethod
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:

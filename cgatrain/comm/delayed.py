@@ -9,6 +9,10 @@ Checkpoints drain: `state_dict()` waits for the rounds still in flight (every ag
 same lock-step steps, so they complete) and saves their payloads: this agent's sent snapshots and what
 each neighbour sent, keyed by the step they were posted at. `load_state_dict()` puts them back as arrived
 rounds, so a resumed run consumes exactly the states an uninterrupted one would have.
+
+A send completes once written, so an agent may finish (and leave the process group) while a
+neighbour still posts the receives of its last round: the trainer's collectives after the last step
+hold every agent until all are done; code that tears down right after `drain()` should barrier first.
 """
 
 from __future__ import annotations

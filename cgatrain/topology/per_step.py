@@ -15,7 +15,11 @@ from collections.abc import Callable
 import numpy as np
 
 from cgatrain.topology.graphs import (
-    complete_graph, one_peer_exponential_graph, one_peer_exponential_period, one_peer_exponential_union, random_graph,
+    complete_graph,
+    one_peer_exponential_graph,
+    one_peer_exponential_period,
+    one_peer_exponential_union,
+    random_graph,
 )
 
 SAMPLE_STEPS = 20  # how many steps of a random family checks and descriptions inspect
