@@ -26,6 +26,8 @@ def _worker(rank: int, world_size: int, port: int, fn: Callable[..., Any], args:
     init_comm(backend, rank, world_size, rank, 60.0, store, device)
     try:
         result = fn(rank, world_size, *args)
+        # A finished Gloo send may still be unread: leave only once every agent has its last messages.
+        dist.barrier()
     finally:
         teardown_comm()
     Path(out_dir, f"rank{rank}.pkl").write_bytes(pickle.dumps(result))
