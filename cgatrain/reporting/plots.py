@@ -20,6 +20,7 @@ CURVES: dict[str, tuple[str, str, float, bool]] = {
     "train_loss": ("Training loss (mean over agents)", "train loss", 1.0, True),
     "consensus_test_accuracy": ("Test accuracy of the averaged model", "test accuracy (%)", 100.0, False),
     "agent_test_accuracy_mean": ("Test accuracy of the agents' own models (mean)", "test accuracy (%)", 100.0, False),
+    "agent_train_accuracy_mean": ("Training-set accuracy of the agents' own models (mean)", "train accuracy (%)", 100.0, False),
     "consensus_distance": ("Consensus distance 1/n Σ‖x_i − x̄‖²", "consensus distance", 1.0, True),
 }
 
@@ -84,9 +85,12 @@ def _finish(figure: Any, axes: list[Any], path: Path, title: str) -> Path:
                 handles[label] = handle
                 labels.append(label)
     figure.suptitle(title, fontsize=12)
-    figure.legend([handles[label] for label in labels], labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False,
+    longest = max((len(label) for label in labels), default=1)
+    # as many legend columns as fit the figure's width (about 9 characters per inch at fontsize 9)
+    ncol = max(1, min(len(labels), 4, int(figure.get_figwidth() * 9 / (longest + 6))))
+    figure.legend([handles[label] for label in labels], labels, loc="lower center", ncol=ncol, fontsize=9, frameon=False,
                   title="method", title_fontsize=9)
-    legend_rows = math.ceil(len(labels) / 4) + 1
+    legend_rows = math.ceil(len(labels) / ncol) + 1
     rows = math.ceil(len(axes) / 3)
     figure.tight_layout(rect=(0, (0.05 * legend_rows + 0.02) / rows, 1, 1 - 0.05 / rows))
     figure.savefig(path, dpi=110)
@@ -94,9 +98,10 @@ def _finish(figure: Any, axes: list[Any], path: Path, title: str) -> Path:
     return path
 
 
-def plot_curves(groups: Sequence[Group], by: Sequence[str], key: str, path: Path) -> Path | None:
-    """One figure for one per-epoch metric; None when no run recorded it."""
-    title, ylabel, scale, log = CURVES.get(key, (key, key, 1.0, False))
+def plot_curves(groups: Sequence[Group], by: Sequence[str], key: str, path: Path,
+                style: tuple[str, str, float, bool] | None = None) -> Path | None:
+    """One figure for one per-epoch metric (style: title, y label, scale, log as in CURVES); None when no run recorded it."""
+    title, ylabel, scale, log = style or CURVES.get(key, (key, key, 1.0, False))
     if not any(metric_value(row, key) is not None for g in groups for run in g.runs for row in run.metrics):
         return None
     keys, varying = _panels(groups, by)
