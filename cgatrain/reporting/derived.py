@@ -6,7 +6,7 @@
   `KEY@first>=X` (or `<=`): the first epoch at which KEY reached X ("epochs to 90%").
 - `--where KEY=V[,V...]`: keep the runs whose KEY (a Hydra choice or dotted config key) is one of the values.
 - `--best KEY METRIC`: in every table row that differs only in KEY, keep the KEY value with the highest
-  mean METRIC over seeds (`-METRIC`: the lowest), as papers tune a step size per cell.
+  mean METRIC over seeds (`min:METRIC`: the lowest), as papers tune a step size per cell.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def keep_best(runs: Sequence[Run], by: Sequence[str], labels: Sequence[str], key
 
     An option with runs that did not complete (diverged, failed) ranks below every option whose runs all did.
     """
-    sign, metric = (-1.0, metric[1:]) if metric.startswith("-") else (1.0, metric)
+    sign, metric = (-1.0, metric[4:]) if metric.startswith("min:") else (1.0, metric.removeprefix("max:"))
     rest = [label for label in labels if label != key] or ["algorithm"]
     buckets: dict[tuple[str, str], dict[str, list[Run]]] = {}
     for run in runs:

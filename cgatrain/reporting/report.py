@@ -56,7 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="keep only the runs whose KEY has one of the values, e.g. partition=iid algorithm=cdsgd,cdmsgd")
     parser.add_argument("--best", nargs=2, default=None, metavar=("KEY", "METRIC"),
                         help="per table row, keep only the KEY value (e.g. algorithm.gamma) with the highest mean METRIC "
-                             "(-METRIC: lowest); an option whose runs did not all complete ranks last")
+                             "(min:METRIC: lowest); an option whose runs did not all complete ranks last")
     parser.add_argument("--step-metric", nargs="+", default=[], metavar="KEY",
                         help="list-valued per-step metrics of metrics.jsonl to plot against the step, e.g. consensus_distance_by_step")
     parser.add_argument("--plot", nargs="+", default=None, metavar="NAME",
