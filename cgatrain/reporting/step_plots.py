@@ -20,7 +20,7 @@ from cgatrain.reporting.schema import metric_value
 
 # metric key -> (figure title, y-axis label)
 TITLES: dict[str, tuple[str, str]] = {
-    "consensus_distance_by_step": ("Consensus distance (synchronization index) per step", "1/n Σ‖x_i − x̄‖²"),
+    "consensus_distance_by_step": ("Consensus distance (synchronization index) per step", r"$\frac{1}{n}\sum_i \|x_i - \bar{x}\|^2$"),
 }
 
 
@@ -70,7 +70,7 @@ def plot_steps(groups: Sequence[Group], by: Sequence[str], key: str, path: Path)
         _log_when_spread(ax)
         ax.grid(alpha=0.3)
     seeds = max(len(g.runs) for g in groups)
-    return plots._finish(figure, axes, path, title + (" (mean over seeds, band: lowest to highest)" if seeds > 1 else ""))
+    return plots._finish(figure, axes, path, title + ("\n(mean over seeds, band: lowest to highest seed)" if seeds > 1 else ""))
 
 
 def _draw(ax: Any, group: Group, key: str, color: str) -> None:
