@@ -62,7 +62,10 @@ def _panels(groups: Sequence[Group], by: Sequence[str]) -> tuple[list[tuple[Any,
     return keys, varying
 
 
-def _panel_title(key: tuple[Any, ...], varying: list[int], by: Sequence[str]) -> str:
+def _panel_title(key: tuple[Any, ...], varying: list[int], by: Sequence[str], groups: Sequence[Group] = ()) -> str:
+    """The varying by-values of a panel; with a single panel, the by-values all its runs share."""
+    if not varying and groups:
+        return ", ".join(f"{name}={value}" for name, value in zip(by, groups[0].by_values) if value is not None) or "all runs"
     return ", ".join(f"{by[i]}={value}" for i, value in zip(varying, key)) or "all runs"
 
 
@@ -110,7 +113,7 @@ def plot_curves(groups: Sequence[Group], by: Sequence[str], key: str, path: Path
     for ax, panel in zip(axes, keys):
         for group in (g for g in groups if tuple(g.by_values[i] for i in varying) == panel):
             _draw_group(ax, group, key, scale, colors[group.label])
-        ax.set_title(_panel_title(panel, varying, by), fontsize=10)
+        ax.set_title(_panel_title(panel, varying, by, groups), fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(_integer_ticks())
         ax.set_ylabel(ylabel)
@@ -166,7 +169,7 @@ def plot_agent_accuracy(groups: Sequence[Group], by: Sequence[str], path: Path) 
             ax.bar([r + offset for r in ranks], [sum(per_rank[r]) / len(per_rank[r]) for r in ranks], width,
                    color=f"C{labels.index(group.label) % 10}", label=group.label)
             ax.set_xticks(ranks)
-        ax.set_title(_panel_title(panel, varying, by), fontsize=10)
+        ax.set_title(_panel_title(panel, varying, by, groups), fontsize=10)
         ax.set_xlabel("agent (rank)")
         ax.set_ylabel("own test accuracy (%)")
         ax.set_ylim(0, 100)

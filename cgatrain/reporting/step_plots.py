@@ -63,7 +63,7 @@ def plot_steps(groups: Sequence[Group], by: Sequence[str], key: str, path: Path)
     for ax, panel in zip(axes, keys):
         for group in (g for g in groups if tuple(g.by_values[i] for i in varying) == panel):
             _draw(ax, group, key, colors[group.label])
-        ax.set_title(plots._panel_title(panel, varying, by), fontsize=10)
+        ax.set_title(plots._panel_title(panel, varying, by, groups), fontsize=10)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(plots._integer_ticks())
         ax.set_ylabel(ylabel)
