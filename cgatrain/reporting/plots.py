@@ -25,7 +25,8 @@ CURVES: dict[str, tuple[str, str, float, bool]] = {
 }
 
 
-LOG_SCALE_RANGE = 20.0  # a "log" metric gets a log axis only when its values span more than this factor
+LOG_SCALE_RANGE = 20.0
+LINE_STYLES = ("-", "--", ":", "-.")  # after the 10 colours, the next methods get the next line style  # a "log" metric gets a log axis only when its values span more than this factor
 
 
 def matplotlib_available() -> bool:
@@ -43,6 +44,12 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def line_styles(groups: Sequence[Group]) -> dict[str, tuple[str, str]]:
+    """(colour, line style) per method label, distinct for up to 40 methods."""
+    labels = dict.fromkeys(g.label for g in groups)
+    return {label: (f"C{i % 10}", LINE_STYLES[(i // 10) % len(LINE_STYLES)]) for i, label in enumerate(labels)}
 
 
 def _integer_ticks() -> Any:
@@ -109,10 +116,10 @@ def plot_curves(groups: Sequence[Group], by: Sequence[str], key: str, path: Path
         return None
     keys, varying = _panels(groups, by)
     figure, axes = _figure(len(keys))
-    colors = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(g.label for g in groups))}
+    styles = line_styles(groups)
     for ax, panel in zip(axes, keys):
         for group in (g for g in groups if tuple(g.by_values[i] for i in varying) == panel):
-            _draw_group(ax, group, key, scale, colors[group.label])
+            _draw_group(ax, group, key, scale, styles[group.label])
         ax.set_title(_panel_title(panel, varying, by, groups), fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(_integer_ticks())
@@ -124,7 +131,8 @@ def plot_curves(groups: Sequence[Group], by: Sequence[str], key: str, path: Path
     return _finish(figure, axes, path, title)
 
 
-def _draw_group(ax: Any, group: Group, key: str, scale: float, color: str) -> None:
+def _draw_group(ax: Any, group: Group, key: str, scale: float, style: tuple[str, str]) -> None:
+    color, linestyle = style
     by_epoch: dict[int, list[float]] = {}
     for run in group.runs:
         for row in run.metrics:
@@ -136,7 +144,7 @@ def _draw_group(ax: Any, group: Group, key: str, scale: float, color: str) -> No
     epochs = sorted(by_epoch)
     means = [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
     diverged = any(run.status == "diverged" for run in group.runs)
-    ax.plot(epochs, means, marker="o" if len(epochs) < 12 else None, markersize=4, color=color, label=group.label + (" (diverged)" if diverged else ""))
+    ax.plot(epochs, means, marker="o" if len(epochs) < 12 else None, markersize=4, color=color, linestyle=linestyle, label=group.label + (" (diverged)" if diverged else ""))
     if len(group.runs) > 1:
         ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs], [max(by_epoch[e]) for e in epochs], color=color, alpha=0.15, linewidth=0)
     for run in group.runs:

@@ -59,10 +59,10 @@ def plot_steps(groups: Sequence[Group], by: Sequence[str], key: str, path: Path)
     title, ylabel = TITLES.get(key, (f"{key} per step", key))
     keys, varying = plots._panels(groups, by)
     figure, axes = plots._figure(len(keys))
-    colors = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(g.label for g in groups))}
+    styles = plots.line_styles(groups)
     for ax, panel in zip(axes, keys):
         for group in (g for g in groups if tuple(g.by_values[i] for i in varying) == panel):
-            _draw(ax, group, key, colors[group.label])
+            _draw(ax, group, key, *styles[group.label])
         ax.set_title(plots._panel_title(panel, varying, by, groups), fontsize=10)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(plots._integer_ticks())
@@ -73,11 +73,11 @@ def plot_steps(groups: Sequence[Group], by: Sequence[str], key: str, path: Path)
     return plots._finish(figure, axes, path, title + ("\n(mean over seeds, band: lowest to highest seed)" if seeds > 1 else ""))
 
 
-def _draw(ax: Any, group: Group, key: str, color: str) -> None:
+def _draw(ax: Any, group: Group, key: str, color: str, linestyle: str) -> None:
     steps, means, low, high = _seed_band(group, key)
     if not steps:
         return
-    ax.plot(steps, means, color=color, linewidth=1.2, label=group.label)
+    ax.plot(steps, means, color=color, linestyle=linestyle, linewidth=1.2, label=group.label)
     if len(group.runs) > 1:
         ax.fill_between(steps, low, high, color=color, alpha=0.15, linewidth=0)
 
