@@ -204,3 +204,37 @@ def test_step_metric_curves_from_list_valued_rows(tmp_path: Path) -> None:
     image = imread(out / "plots" / "consensus_distance_by_step.png")
     assert image.shape[0] > 200 and image.std() > 0
     assert "(plots/consensus_distance_by_step.png)" in (out / "report.md").read_text()
+
+
+def test_more_methods_than_colours_still_get_distinct_lines() -> None:
+    from cgatrain.reporting.plots import line_styles
+    from cgatrain.reporting.runs import Group
+
+    groups = [Group(("ring",), f"method {i}", []) for i in range(25)]
+    styles = line_styles(groups)
+    assert len(set(styles.values())) == 25 and styles["method 0"] == ("C0", "-") and styles["method 10"] == ("C0", "--")
+
+
+@pytest.mark.parametrize("script", ["reproduce_cga.sh", "reproduce_sparse_push.sh", "reproduce_cdsgd.sh", "reproduce_ngo.sh"])
+def test_docs_reproduction_scripts_end_in_report_calls_that_parse(tmp_path: Path, script: str) -> None:
+    """Each docs script, with a stand-in `cgatrain` that records its arguments, calls `cgatrain report` with valid options."""
+    from cgatrain.reporting import derived
+
+    root = Path(__file__).resolve().parents[1]
+    calls = tmp_path / "calls.jsonl"
+    fake = tmp_path / "bin" / "cgatrain"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", str(root / "docs" / script), str(tmp_path / "out"), "all"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    reports = [args[1:] for args in map(json.loads, calls.read_text().splitlines()) if args[0] == "report"]
+    assert reports, f"{script} never runs cgatrain report"
+    for argv in reports:
+        args = report.parse_args(argv)
+        assert all(str(path).startswith(str(tmp_path / "out")) for path in args.paths), argv
+        for spec in args.derive:
+            derived.parse_derived(spec)
+        derived.parse_where(args.where)
