@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CDSGD paper's section 5 (Jiang et al., NeurIPS 2017) at our scale, as Hydra multirun sweeps.
 #   bash docs/reproduce_cdsgd.sh [OUT_DIR] [digits|scaling|mnist|all]
-# Then: python docs/cdsgd_table.py OUT_DIR --out-dir docs/results/cdsgd  (markdown tables and PNGs)
+# Each section ends with `cgatrain report` (tables and PNGs, see docs/cdsgd.md): OUT_DIR/5.1/<data>/report/
+# and OUT_DIR/5.2/digits/report/ (REPORT_DIR=docs/results/cdsgd writes them to its 5.1_digits/ and 5.2_digits/).
 #
 # Every run: a fixed step size (the paper's "fixed step size"; 0.1 here, see docs/cdsgd.md),
 # batch 32, uniform weights on the complete graph, training accuracy scored each epoch
@@ -12,6 +13,14 @@ out="${1:-sweeps/cdsgd}"
 which="${2:-all}"
 seeds="${SEEDS:-0,1}"
 epochs="${EPOCHS:-20}"
+report_dir="${REPORT_DIR:-}"
+# The generalization gap (train minus test accuracy of the agents' own models), the mean of the last 3
+# epochs and the first epoch at which the agents' mean test accuracy reached 90%.
+metrics=(--derive generalization_gap=agent_train_accuracy_mean-agent_test_accuracy_mean
+         --metric agent_train_accuracy_mean generalization_gap "agent_test_accuracy_mean@last3" "agent_test_accuracy_mean@first>=0.9")
+report_out() {  # sweep dir, name under REPORT_DIR
+  if [ -n "$report_dir" ]; then echo "$report_dir/$2"; else echo "$1/report"; fi
+}
 common=(optim.lr=0.1 optim.schedule.name=constant train.batch_size=32 train.eval_train=true
         checkpoint.enabled=false train.progress_bar=false topology=complete "seed=$seeds")
 
@@ -30,6 +39,7 @@ section_5_1() {  # data, epochs, extra overrides...
   # And as cgatrain's all-reduce baseline: the mean of 5 agents' gradients, as many steps as an agent.
   cgatrain -m algorithm=centralized algorithm.momentum=0 agents=5 partition=iid,class "train.epochs=$n_epochs" "$@" \
     "${common[@]}" "hydra.sweep.dir=$where/allreduce"
+  cgatrain report "$where" --by data partition "${metrics[@]}" --out "$(report_out "$where" "5.1_$data")"
 }
 
 if [ "$which" = digits ] || [ "$which" = all ]; then
@@ -39,6 +49,9 @@ if [ "$which" = scaling ] || [ "$which" = all ]; then
   # Fig. 2(a): CDMSGD on 2, 8 and 16 agents (5 agents: section 5.1's runs), IID digits.
   cgatrain -m algorithm=cdmsgd agents=2,8,16 partition=iid data=digits "train.epochs=$epochs" \
     "${common[@]}" "hydra.sweep.dir=$out/5.2/digits"
+  # With section 5.1's 5-agent CDMSGD runs (IID) as the fourth network size, one line per size.
+  cgatrain report "$out/5.2/digits" "$out/5.1/digits/decentralized" --where algorithm=cdmsgd partition=iid \
+    --by data --label algorithm agents "${metrics[@]}" agent_test_accuracy_min --out "$(report_out "$out/5.2/digits" 5.2_digits)"
 fi
 if [ "$which" = mnist ] || [ "$which" = all ]; then
   # The MNIST split (../shared/data/mnist-t10k: 8000 train / 2000 test images).

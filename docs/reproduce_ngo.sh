@@ -2,9 +2,9 @@
 # The NGO paper's experiments at our scale (docs/ngo.md): figure 3 (consensus alone, lr 0), table 1
 # (linear gossip vs NGO on ring / random / complete, IID and non-IID, 2 seeds), the delay study
 # (eq. 9, tau = 2 and 5) and figure 6 (local SGD H = 2, 5 vs gossip SGD vs NGO, non-IID, complete).
-#   bash docs/reproduce_ngo.sh [OUT_DIR] [fig3|table1|delay|fig6|all]
-# Then: python docs/cga_table.py OUT_DIR --preset ngo --json OUT_DIR/table.json   (tables)
-#       python docs/ngo_plots.py OUT_DIR docs/results/ngo                         (best-gamma table 1, PNGs)
+#   bash docs/reproduce_ngo.sh [OUT_DIR] [fig3|table1|delay|fig6|report|all]
+# `all` ends with `report`: `cgatrain report` writes the tables and PNGs of every part found under
+# OUT_DIR to OUT_DIR/report/<part>/ (REPORT_DIR=docs/results/ngo writes them there instead).
 set -euo pipefail
 out="${1:-sweeps/ngo}"
 which="${2:-all}"
@@ -45,4 +45,26 @@ if [ "$which" = fig6 ] || [ "$which" = all ]; then
   # gossip SGD and NGO on the complete non-IID cell come from table1.
   cgatrain -m algorithm=local algorithm.momentum=0 algorithm.average_every=2,5 algorithm.average_with=gossip \
     topology=complete partition=class "${common[@]}" "hydra.sweep.dir=$out/fig6"
+fi
+if [ "$which" = report ] || [ "$which" = all ]; then
+  reports="${REPORT_DIR:-$out/report}"
+  best=(--best algorithm.gamma consensus_test_accuracy)  # the paper gives no gamma: the best one per cell
+  ngo_label=(--label algorithm algorithm.p algorithm.gamma)
+  # Figure 3: the synchronization index per step, one panel per gamma, one line per p.
+  cgatrain report "$out"/fig3* --by algorithm.gamma --label algorithm algorithm.p \
+    --step-metric consensus_distance_by_step --plot consensus_distance_by_step --out "$reports/fig3"
+  # Table 1: every gamma, and the best gamma per cell and p (with its accuracy and consensus curves).
+  cgatrain report "$out/table1" --by partition topology "${ngo_label[@]}" --no-plots --out "$reports/table1_every_gamma"
+  cgatrain report "$out/table1" --by partition topology "${ngo_label[@]}" "${best[@]}" \
+    --plot consensus_test_accuracy consensus_distance --out "$reports/table1"
+  # The per-step synchronization index of the non-IID runs at their best gamma, one panel per graph.
+  cgatrain report "$out/table1" --where partition=class algorithm=ngo --by topology "${ngo_label[@]}" "${best[@]}" \
+    --step-metric consensus_distance_by_step --plot consensus_distance_by_step --out "$reports/sync_class"
+  # Delay (eq. 9) on the ring, with table 1's tau = 0 runs of the same gammas.
+  cgatrain report "$out/delay" "$out/table1" --where topology=ring algorithm=ngo algorithm.p=1,0.75 --by partition \
+    "${ngo_label[@]}" algorithm.delay --no-plots --out "$reports/delay"
+  # Figure 6: local SGD (H = 2, 5) against gossip SGD and NGO at their best gamma, non-IID, complete graph.
+  cgatrain report "$out/fig6" "$out/table1" --where topology=complete partition=class --by partition topology \
+    "${ngo_label[@]}" algorithm.average_every "${best[@]}" --step-metric consensus_distance_by_step \
+    --plot consensus_test_accuracy consensus_distance_by_step --out "$reports/fig6"
 fi

@@ -104,3 +104,137 @@ def test_version_1_summaries_read_the_mean_over_agents(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text('{"status": "completed", "mb_sent_per_agent": 34.0, "mb_sent_per_agent_mean": 17.0}')
     summary = load_summary(tmp_path)
     assert summary is not None and summary.mb_sent_per_agent == 17.0 and "mb_sent_per_agent_mean" not in summary.extra
+
+
+def _run_dir(folder: Path, config: dict[str, object], overrides: list[str], rows: list[dict[str, object]], status: str = "completed") -> None:
+    """A run directory as the trainer leaves it: config.yaml, .hydra/overrides.yaml, metrics.jsonl, summary.json."""
+    from omegaconf import OmegaConf
+
+    (folder / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(config), folder / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
+    records = [EpochRecord.from_dict({"lr": 0.1, "train_loss": 1.0, **row}) for row in rows]
+    (folder / METRICS_FILE).write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
+    last = records[-1]
+    write_summary(folder, RunSummary(status=status, algorithm=str(config["algorithm"]["name"]), epochs_completed=len(rows),  # type: ignore[index]
+                                     consensus_test_accuracy=last.consensus_test_accuracy, agent_test_accuracy_mean=last.agent_test_accuracy_mean))
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_derived_metrics_and_epoch_statistics_reach_tables_and_csv(tmp_path: Path) -> None:
+    test_accuracy, train_accuracy = [0.5, 0.8, 0.92, 0.95], [0.6, 0.9, 0.97, 0.99]
+    for seed in (0, 1):
+        rows = [{"epoch": e + 1, "agent_test_accuracy_mean": test_accuracy[e] - 0.03 * seed, "agent_train_accuracy_mean": train_accuracy[e]}
+                for e in range(4)]
+        _run_dir(tmp_path / "sweep" / str(seed), {"algorithm": {"name": "cdsgd"}, "seed": seed, "agents": 5}, ["algorithm=cdsgd", f"seed={seed}"], rows)
+    gap = "gap=agent_train_accuracy_mean-agent_test_accuracy_mean"
+    out = tmp_path / "out"
+    metrics = ["gap", "agent_test_accuracy_mean@last2", "agent_test_accuracy_mean@first>=0.9"]
+    assert report.main([str(tmp_path / "sweep"), "--by", "data", "--derive", gap, "--metric", *metrics, "--no-plots", "--out", str(out)]) == 0
+    [row] = _csv_rows(out / "summary.csv")
+    assert float(row["gap_mean"]) == pytest.approx(0.055)  # the final epoch's gaps: 0.99 - 0.95 and 0.99 - 0.92
+    assert float(row["agent_test_accuracy_mean@last2_mean"]) == pytest.approx((0.935 + 0.905) / 2)
+    assert float(row["agent_test_accuracy_mean@first>=0.9_mean"]) == pytest.approx(3.5)  # seed 0 at epoch 3 (0.92), seed 1 at 4 (0.92)
+    markdown = (out / "report.md").read_text()
+    assert "| gap (pp) |" in markdown and "| 5.50 ± 2.12 |" in markdown  # percentage points of the gap
+    runs = _csv_rows(out / "runs.csv")
+    assert [float(r["gap"]) for r in runs] == pytest.approx([0.04, 0.07])
+
+
+def test_bad_derive_and_where_are_refused_with_the_form(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fake_run(tmp_path / "a", "cga", 0, "completed", 0.9)
+    assert report.main([str(tmp_path), "--derive", "gap=a-", "--no-plots"]) == 2
+    assert "NAME=KEY-KEY" in capsys.readouterr().err
+    assert report.main([str(tmp_path), "--where", "algorithm", "--no-plots"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert report.main([str(tmp_path), "--where", "algorithm=dpsgd", "--no-plots"]) == 2
+    assert "matching --where algorithm=dpsgd (1 runs in all)" in capsys.readouterr().err
+
+
+def _gamma_sweep(root: Path, topology: str, accuracy_by_gamma: dict[float, float], diverged: float | None = None) -> None:
+    for job, (gamma, accuracy) in enumerate(accuracy_by_gamma.items()):
+        config = {"algorithm": {"name": "ngo", "gamma": gamma, "p": 0.75}, "topology": {"graph": topology}, "seed": 0, "agents": 5}
+        rows = [{"epoch": 1, "consensus_test_accuracy": accuracy}]
+        _run_dir(root / str(job), config, ["algorithm=ngo", f"algorithm.gamma={gamma}", f"topology={topology}"], rows,
+                 "diverged" if gamma == diverged else "completed")
+
+
+def test_several_sweeps_merge_and_where_and_best_pick_one_gamma_per_row(tmp_path: Path) -> None:
+    _gamma_sweep(tmp_path / "ring", "ring", {0.05: 0.80, 0.2: 0.85, 1.0: 0.99}, diverged=1.0)
+    _gamma_sweep(tmp_path / "complete", "complete", {0.05: 0.70, 0.2: 0.90, 1.0: 0.95})
+    _gamma_sweep(tmp_path / "star", "star", {0.05: 0.5})
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "ring"), str(tmp_path / "complete"), str(tmp_path / "star"), "--by", "topology.graph", "--where", "topology.graph=ring,complete",
+            "--label", "algorithm", "algorithm.gamma", "--best", "algorithm.gamma", "consensus_test_accuracy", "--no-plots", "--out", str(out)]
+    assert report.main(argv) == 0
+    rows = {row["topology.graph"]: row for row in _csv_rows(out / "summary.csv")}
+    assert set(rows) == {"ring", "complete"}  # star filtered out, the others merged from two sweeps
+    assert rows["ring"]["method"] == "ngo, algorithm.gamma=0.2"  # 1.0 scored higher but diverged
+    assert rows["complete"]["method"] == "ngo, algorithm.gamma=1.0"
+    assert float(rows["complete"]["consensus_test_accuracy_mean"]) == pytest.approx(0.95)
+    assert report.main([*argv[:-4], "min:consensus_test_accuracy", "--no-plots", "--out", str(out)]) == 0  # lowest instead
+    assert {row["method"] for row in _csv_rows(out / "summary.csv")} == {"ngo, algorithm.gamma=0.05"}
+
+
+def test_step_metric_curves_from_list_valued_rows(tmp_path: Path) -> None:
+    from cgatrain.reporting.runs import load_run
+    from cgatrain.reporting.step_plots import step_series
+
+    for p in (0.5, 1.0):
+        rows = [{"epoch": e + 1, "consensus_distance_by_step": [[s, 10.0 ** (-s * p)] for s in range(3 * e, 3 * e + 3)]} for e in range(2)]
+        config = {"algorithm": {"name": "ngo", "p": p, "gamma": 0.1}, "seed": 0, "agents": 4}
+        _run_dir(tmp_path / "sweep" / f"p{p}", config, ["algorithm=ngo", f"algorithm.p={p}"], rows)
+    run = load_run(tmp_path / "sweep" / "p1.0")
+    assert step_series(run, "consensus_distance_by_step") == [(s, pytest.approx(10.0 ** -s)) for s in range(6)]
+    run.metrics[0].extra["plain"] = [3.0, 2.0]  # a plain list: one value per step, counted on across epochs
+    run.metrics[1].extra["plain"] = [1.0]
+    assert step_series(run, "plain") == [(1, 3.0), (2, 2.0), (3, 1.0)]
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "sweep"), "--by", "algorithm.gamma", "--label", "algorithm.p", "--step-metric", "consensus_distance_by_step",
+            "--plot", "consensus_distance_by_step", "--out", str(out)]
+    assert report.main(argv) == 0
+    assert sorted(path.name for path in (out / "plots").iterdir()) == ["consensus_distance_by_step.png"]
+    image = imread(out / "plots" / "consensus_distance_by_step.png")
+    assert image.shape[0] > 200 and image.std() > 0
+    assert "(plots/consensus_distance_by_step.png)" in (out / "report.md").read_text()
+
+
+def test_more_methods_than_colours_still_get_distinct_lines() -> None:
+    from cgatrain.reporting.plots import line_styles
+    from cgatrain.reporting.runs import Group
+
+    groups = [Group(("ring",), f"method {i}", []) for i in range(25)]
+    styles = line_styles(groups)
+    assert len(set(styles.values())) == 25 and styles["method 0"] == ("C0", "-") and styles["method 10"] == ("C0", "--")
+
+
+@pytest.mark.parametrize("script", ["reproduce_cga.sh", "reproduce_sparse_push.sh", "reproduce_cdsgd.sh", "reproduce_ngo.sh"])
+def test_docs_reproduction_scripts_end_in_report_calls_that_parse(tmp_path: Path, script: str) -> None:
+    """Each docs script, with a stand-in `cgatrain` that records its arguments, calls `cgatrain report` with valid options."""
+    from cgatrain.reporting import derived
+
+    root = Path(__file__).resolve().parents[1]
+    calls = tmp_path / "calls.jsonl"
+    fake = tmp_path / "bin" / "cgatrain"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", str(root / "docs" / script), str(tmp_path / "out"), "all"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    reports = [args[1:] for args in map(json.loads, calls.read_text().splitlines()) if args[0] == "report"]
+    assert reports, f"{script} never runs cgatrain report"
+    for argv in reports:
+        args = report.parse_args(argv)
+        assert all(str(path).startswith(str(tmp_path / "out")) for path in args.paths), argv
+        for spec in args.derive:
+            derived.parse_derived(spec)
+        derived.parse_where(args.where)

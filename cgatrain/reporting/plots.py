@@ -20,11 +20,13 @@ CURVES: dict[str, tuple[str, str, float, bool]] = {
     "train_loss": ("Training loss (mean over agents)", "train loss", 1.0, True),
     "consensus_test_accuracy": ("Test accuracy of the averaged model", "test accuracy (%)", 100.0, False),
     "agent_test_accuracy_mean": ("Test accuracy of the agents' own models (mean)", "test accuracy (%)", 100.0, False),
+    "agent_train_accuracy_mean": ("Training-set accuracy of the agents' own models (mean)", "train accuracy (%)", 100.0, False),
     "consensus_distance": ("Consensus distance 1/n Σ‖x_i − x̄‖²", "consensus distance", 1.0, True),
 }
 
 
-LOG_SCALE_RANGE = 20.0  # a "log" metric gets a log axis only when its values span more than this factor
+LOG_SCALE_RANGE = 20.0
+LINE_STYLES = ("-", "--", ":", "-.")  # after the 10 colours, the next methods get the next line style  # a "log" metric gets a log axis only when its values span more than this factor
 
 
 def matplotlib_available() -> bool:
@@ -44,6 +46,12 @@ def _pyplot() -> Any:
     return plt
 
 
+def line_styles(groups: Sequence[Group]) -> dict[str, tuple[str, str]]:
+    """(colour, line style) per method label, distinct for up to 40 methods."""
+    labels = dict.fromkeys(g.label for g in groups)
+    return {label: (f"C{i % 10}", LINE_STYLES[(i // 10) % len(LINE_STYLES)]) for i, label in enumerate(labels)}
+
+
 def _integer_ticks() -> Any:
     from matplotlib.ticker import MaxNLocator
 
@@ -61,7 +69,10 @@ def _panels(groups: Sequence[Group], by: Sequence[str]) -> tuple[list[tuple[Any,
     return keys, varying
 
 
-def _panel_title(key: tuple[Any, ...], varying: list[int], by: Sequence[str]) -> str:
+def _panel_title(key: tuple[Any, ...], varying: list[int], by: Sequence[str], groups: Sequence[Group] = ()) -> str:
+    """The varying by-values of a panel; with a single panel, the by-values all its runs share."""
+    if not varying and groups:
+        return ", ".join(f"{name}={value}" for name, value in zip(by, groups[0].by_values) if value is not None) or "all runs"
     return ", ".join(f"{by[i]}={value}" for i, value in zip(varying, key)) or "all runs"
 
 
@@ -84,9 +95,12 @@ def _finish(figure: Any, axes: list[Any], path: Path, title: str) -> Path:
                 handles[label] = handle
                 labels.append(label)
     figure.suptitle(title, fontsize=12)
-    figure.legend([handles[label] for label in labels], labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False,
+    longest = max((len(label) for label in labels), default=1)
+    # as many legend columns as fit the figure's width (about 9 characters per inch at fontsize 9)
+    ncol = max(1, min(len(labels), 4, int(figure.get_figwidth() * 9 / (longest + 6))))
+    figure.legend([handles[label] for label in labels], labels, loc="lower center", ncol=ncol, fontsize=9, frameon=False,
                   title="method", title_fontsize=9)
-    legend_rows = math.ceil(len(labels) / 4) + 1
+    legend_rows = math.ceil(len(labels) / ncol) + 1
     rows = math.ceil(len(axes) / 3)
     figure.tight_layout(rect=(0, (0.05 * legend_rows + 0.02) / rows, 1, 1 - 0.05 / rows))
     figure.savefig(path, dpi=110)
@@ -94,18 +108,19 @@ def _finish(figure: Any, axes: list[Any], path: Path, title: str) -> Path:
     return path
 
 
-def plot_curves(groups: Sequence[Group], by: Sequence[str], key: str, path: Path) -> Path | None:
-    """One figure for one per-epoch metric; None when no run recorded it."""
-    title, ylabel, scale, log = CURVES.get(key, (key, key, 1.0, False))
+def plot_curves(groups: Sequence[Group], by: Sequence[str], key: str, path: Path,
+                style: tuple[str, str, float, bool] | None = None) -> Path | None:
+    """One figure for one per-epoch metric (style: title, y label, scale, log as in CURVES); None when no run recorded it."""
+    title, ylabel, scale, log = style or CURVES.get(key, (key, key, 1.0, False))
     if not any(metric_value(row, key) is not None for g in groups for run in g.runs for row in run.metrics):
         return None
     keys, varying = _panels(groups, by)
     figure, axes = _figure(len(keys))
-    colors = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(g.label for g in groups))}
+    styles = line_styles(groups)
     for ax, panel in zip(axes, keys):
         for group in (g for g in groups if tuple(g.by_values[i] for i in varying) == panel):
-            _draw_group(ax, group, key, scale, colors[group.label])
-        ax.set_title(_panel_title(panel, varying, by), fontsize=10)
+            _draw_group(ax, group, key, scale, styles[group.label])
+        ax.set_title(_panel_title(panel, varying, by, groups), fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(_integer_ticks())
         ax.set_ylabel(ylabel)
@@ -116,7 +131,8 @@ def plot_curves(groups: Sequence[Group], by: Sequence[str], key: str, path: Path
     return _finish(figure, axes, path, title)
 
 
-def _draw_group(ax: Any, group: Group, key: str, scale: float, color: str) -> None:
+def _draw_group(ax: Any, group: Group, key: str, scale: float, style: tuple[str, str]) -> None:
+    color, linestyle = style
     by_epoch: dict[int, list[float]] = {}
     for run in group.runs:
         for row in run.metrics:
@@ -128,7 +144,7 @@ def _draw_group(ax: Any, group: Group, key: str, scale: float, color: str) -> No
     epochs = sorted(by_epoch)
     means = [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
     diverged = any(run.status == "diverged" for run in group.runs)
-    ax.plot(epochs, means, marker="o" if len(epochs) < 12 else None, markersize=4, color=color, label=group.label + (" (diverged)" if diverged else ""))
+    ax.plot(epochs, means, marker="o" if len(epochs) < 12 else None, markersize=4, color=color, linestyle=linestyle, label=group.label + (" (diverged)" if diverged else ""))
     if len(group.runs) > 1:
         ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs], [max(by_epoch[e]) for e in epochs], color=color, alpha=0.15, linewidth=0)
     for run in group.runs:
@@ -161,7 +177,7 @@ def plot_agent_accuracy(groups: Sequence[Group], by: Sequence[str], path: Path) 
             ax.bar([r + offset for r in ranks], [sum(per_rank[r]) / len(per_rank[r]) for r in ranks], width,
                    color=f"C{labels.index(group.label) % 10}", label=group.label)
             ax.set_xticks(ranks)
-        ax.set_title(_panel_title(panel, varying, by), fontsize=10)
+        ax.set_title(_panel_title(panel, varying, by, groups), fontsize=10)
         ax.set_xlabel("agent (rank)")
         ax.set_ylabel("own test accuracy (%)")
         ax.set_ylim(0, 100)

@@ -62,7 +62,15 @@ class Run:
         return None
 
     def result(self, key: str) -> float | None:
-        """A final number: the summary's, else the last epoch's, else a mean over epochs for timings."""
+        """A final number: the summary's, else the last epoch's, else a mean over epochs for timings.
+
+        `KEY@last3` and `KEY@first>=0.9` are statistics over the epochs (see reporting/derived.py).
+        """
+        if "@" in key:
+            # imported here: derived.py builds on this module
+            from cgatrain.reporting.derived import epoch_statistic
+
+            return epoch_statistic(self.metrics, key)
         if key == "train_seconds_per_epoch":
             return _mean([row.epoch_seconds for row in self.metrics])
         if key in ("comm_seconds_per_step", "compute_seconds_per_step"):
