@@ -63,6 +63,23 @@ def _tasks_per_node(agents: int, nodes: int) -> int:
 
 
 
+def hydra_version_base() -> dict[str, str]:
+    """`version_base` for Hydra: 1.3 wants it (a warning without), 1.4 deprecates it (a warning with)."""
+    import hydra
+
+    major, minor = (int(part) for part in hydra.__version__.split(".")[:2])
+    return {} if (major, minor) >= (1, 4) else {"version_base": "1.3"}
+
+
+def compose_config(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """The config `cgatrain OVERRIDES...` would run with, composed without starting anything."""
+    from hydra import compose, initialize_config_dir
+
+    _register_resolvers()
+    with initialize_config_dir(config_dir=config_dir(), **hydra_version_base()):
+        return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
 def _to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
@@ -152,7 +169,7 @@ def _hydra_main() -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+    @hydra.main(config_path=config_dir(), config_name="config", **hydra_version_base())
     def task(cfg: DictConfig) -> None:
         logging.captureWarnings(True)  # Python warnings reach the console and the run's cgatrain.log
         hydra_cfg = HydraConfig.get()
@@ -174,13 +191,10 @@ def _hydra_main() -> None:
 
 def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     """torchrun/srun: this process is agent `env.rank`; compose, validate and train."""
-    from hydra import compose, initialize_config_dir
-
     if any(arg.startswith("-") for arg in argv):
         print("error: Hydra flags (-m, --cfg, ...) are not available under torchrun/srun; pass key=value overrides only", file=sys.stderr)
         return 2
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=argv, return_hydra_config=True)
+    cfg = compose_config(argv, return_hydra_config=True)
     run_dir = Path(str(cfg.hydra.run.dir))
     with open_dict(cfg):
         del cfg["hydra"]

@@ -26,6 +26,14 @@ HARMLESS = (
     "comm.timeout_s",
     "comm.threads_per_agent",
     "comm.backend",
+    "comm.staging",  # staged and direct wires give bit-identical rounds (tests/test_staging_distributed.py)
+    # Where and how the same samples are read: streamed batches equal in-memory ones (tests/test_vision_data.py).
+    "data.root",
+    "data.path",
+    "data.download",
+    "data.in_memory",
+    "data.memory_budget_mb",
+    "data.workers",
     "resume",
     "resume_override",
     "hydra",
@@ -140,10 +148,11 @@ def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[st
         given, before = _get(cfg, key), _get(saved, key)  # type: ignore[arg-type]
         if is_harmless(key) or forced:
             _set(merged, key, given)
-        else:
-            refused += _differences(key, before, given)
+        else:  # a group override (`data=...`) also shows leaves other, harmless overrides set
+            refused += [change for change in _differences(key, before, given) if not is_harmless(change.split(" ", 1)[0])]
     for key in ("resume", "resume_override"):
         _set(merged, key, cfg.get(key))
+    refused = list(dict.fromkeys(refused))  # `data=...` and `data.x=...` can name the same leaf
     if refused:
         raise ValueError(
             f"resume={cfg['resume']} continues the run saved in {run_dir / 'config.yaml'}; these overrides would change "

@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from cgatrain.cli import config_dir
+from cgatrain.cli import compose_config
 from cgatrain.config import ConfigError, validate
 
 
 def composed(*overrides: str) -> dict[str, Any]:
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    """The resolved config `cgatrain OVERRIDES...` would validate."""
+    return OmegaConf.to_container(compose_config(list(overrides)), resolve=True)  # type: ignore[return-value]
 
 
 def test_default_and_example_configs_are_valid() -> None:

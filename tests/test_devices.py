@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.distributed as dist
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from test_config import composed
 
-from cgatrain.cli import config_dir
 from cgatrain.comm import NeighborExchange, RoundStats, plan_devices
 from cgatrain.comm.devices import device_problems, gpus_on_node
 from cgatrain.comm.staging import Wire
@@ -84,21 +82,15 @@ def test_srun_gpus_per_task_counts_the_node_gpus() -> None:
     assert plan.compute == torch.device("cuda", 0) and plan.backend == NCCL
 
 
-def _compose(*overrides: str) -> dict:
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusals of a machine without CUDA")
 def test_config_refuses_cuda_and_nccl_before_start_on_a_cpu_machine() -> None:
     with pytest.raises(ConfigError) as error:
-        validate(_compose("train.device=cuda", "agents=3"))
+        validate(composed("train.device=cuda", "agents=3"))
     assert "train.device=cuda but no CUDA GPU is visible" in str(error.value)
     with pytest.raises(ConfigError) as error:
-        validate(_compose("comm.backend=nccl", "agents=3"))
+        validate(composed("comm.backend=nccl", "agents=3"))
     assert "comm.backend=nccl needs agents on GPUs" in str(error.value)
-    validate(_compose("train.device=cpu", "comm.staging=always", "agents=3"))
+    validate(composed("train.device=cpu", "comm.staging=always", "agents=3"))
 
 
 class _FixedStall:

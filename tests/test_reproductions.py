@@ -40,12 +40,12 @@ def test_every_cell_composes_and_validates(name: str, data_root: Path) -> None:
     from omegaconf import OmegaConf
 
     from cgatrain.algorithms import ALGORITHMS
-    from cgatrain.cli import config_dir
+    from cgatrain.cli import config_dir, hydra_version_base
     from cgatrain.config import validate
 
     cells = _script(name).cells()
     assert cells
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+    with initialize_config_dir(config_dir=config_dir(), **hydra_version_base()):
         for cell in cells:
             if cell.algorithm is not None and cell.algorithm not in ALGORITHMS:
                 continue  # an algorithm another part of the project adds

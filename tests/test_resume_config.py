@@ -11,28 +11,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from test_config import composed
 
 from cgatrain import preflight, resume
-from cgatrain.cli import _register_resolvers, config_dir
 from cgatrain.config import ConfigError, validate
 
 SAVED = ["agents=3", "algorithm=dpmsgd", "model=mlp", "partition=iid", "topology=ring"]
-
-
-def composed(overrides: list[str]) -> dict:
-    _register_resolvers()
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 @pytest.fixture
 def saved_run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create(composed(SAVED)), run / "config.yaml")
+    OmegaConf.save(OmegaConf.create(composed(*SAVED)), run / "config.yaml")
     return run
 
 
@@ -45,7 +37,7 @@ def test_override_keys() -> None:
 
 def test_resume_takes_the_saved_config_and_allows_harmless_overrides(saved_run: Path) -> None:
     overrides = [f"resume={saved_run}", "train.epochs=7", "checkpoint.keep=5"]
-    merged = resume.apply_saved_config(composed(overrides), overrides)
+    merged = resume.apply_saved_config(composed(*overrides), overrides)
     assert merged["agents"] == 3 and merged["algorithm"]["name"] == "dpmsgd" and merged["model"]["name"] == "mlp"
     assert merged["partition"]["name"] == "iid" and merged["train"]["epochs"] == 7 and merged["checkpoint"]["keep"] == 5
     assert merged["resume"] == str(saved_run)
@@ -54,16 +46,29 @@ def test_resume_takes_the_saved_config_and_allows_harmless_overrides(saved_run: 
 def test_resume_refuses_trajectory_changes_naming_each(saved_run: Path) -> None:
     overrides = [f"resume={saved_run}", "topology=complete", "optim.lr=0.5", "model=cnn", "seed=3", "train.epochs=9", "algorithm=dpmsgd"]
     with pytest.raises(ValueError, match="would change its trajectory") as refused:
-        resume.apply_saved_config(composed(overrides), overrides)
+        resume.apply_saved_config(composed(*overrides), overrides)
     message = str(refused.value)
     for named in ("topology.graph (saved ring, given complete)", "optim.lr (saved 0.02, given 0.5)", "model (saved mlp", "seed (saved 0, given 3)", "resume_override=true"):
         assert named in message, message
     assert "train.epochs" not in message and "algorithm" not in message.split("trajectory:")[1]  # harmless / unchanged
 
 
+def test_reading_the_same_samples_another_way_is_harmless_also_beside_a_group_override(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(composed(*SAVED, "data=fake")), run / "config.yaml")
+    overrides = [f"resume={run}", "data=fake", "data.in_memory=false", "data.workers=1", "comm.staging=always"]
+    merged = resume.apply_saved_config(composed(*overrides), overrides)
+    assert merged["data"]["in_memory"] is False and merged["data"]["workers"] == 1 and merged["comm"]["staging"] == "always"
+    overrides = [f"resume={run}", "data=fake", "data.in_memory=false", "data.num_classes=5"]
+    with pytest.raises(ValueError, match="would change its trajectory") as refused:
+        resume.apply_saved_config(composed(*overrides), overrides)
+    assert "data.num_classes (saved 10, given 5)" in str(refused.value) and "in_memory" not in str(refused.value)
+
+
 def test_resume_override_applies_them(saved_run: Path) -> None:
     overrides = [f"resume={saved_run}", "topology=complete", "optim.lr=0.5", "resume_override=true"]
-    merged = resume.apply_saved_config(composed(overrides), overrides)
+    merged = resume.apply_saved_config(composed(*overrides), overrides)
     assert merged["topology"]["graph"] == "complete" and merged["optim"]["lr"] == 0.5 and merged["model"]["name"] == "mlp"
 
 
@@ -108,7 +113,7 @@ def test_truncated_checkpoint_is_named_and_the_previous_epoch_offered(tmp_path: 
 
 def test_wandb_mode_without_wandb_is_refused_in_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb now raises ImportError
-    cfg = composed(["logger.wandb.mode=offline", "model=mlp"])
+    cfg = composed("logger.wandb.mode=offline", "model=mlp")
     with pytest.raises(ConfigError, match="logger.wandb.mode=offline needs the wandb package"):
         validate(cfg)
 

@@ -7,15 +7,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from test_config import composed
 
 from cgatrain.algorithms import get_algorithm, resolve_compressor
 from cgatrain.capacity import oversubscription_warning
-from cgatrain.cli import config_dir
 from cgatrain.compression.base import COMPRESSORS, compressor_options
 from cgatrain.config import ConfigError, validate
 from cgatrain.reporting.schema import SCHEMA_VERSION, load_metrics, load_summary
@@ -53,12 +50,6 @@ def test_mb_sent_is_the_mean_over_agents_everywhere_and_per_agent_results_are_ke
     # cgatrain.log holds what the console showed.
     log = (run / "cgatrain.log").read_text()
     assert "avg-model acc" in log and "status: completed" in log and "agent  test acc" in log
-
-
-def composed(*overrides: str) -> dict[str, Any]:
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
 def problems(*overrides: str) -> str:

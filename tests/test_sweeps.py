@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from cgatrain.cli import config_dir
+from cgatrain.cli import compose_config
 from cgatrain.reporting.schema import load_summary
 
 TINY = ["agents=2", "model=mlp", "partition=iid", "train.epochs=1", "train.batch_size=64", "train.steps_per_epoch=2",
@@ -60,8 +59,7 @@ def test_submitit_slurm_job_takes_tasks_gpus_and_time_from_the_slurm_group(tmp_p
     monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
     overrides = ["hydra/launcher=submitit_slurm", "agents=8", "slurm.nodes=2", "slurm.partition=gpu", "slurm.gpus_per_node=4",
                  "slurm.time=90", "slurm.account=proj1", "comm.threads_per_agent=2", f"hydra.sweep.dir={tmp_path}/sweep"]
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    cfg = compose_config(overrides, return_hydra_config=True)
     launcher = instantiate(cfg.hydra.launcher)
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     params = {k if k in base else f"slurm_{k}": v for k, v in launcher.params.items() if k not in ("submitit_folder", "max_num_timeout")}
@@ -74,8 +72,7 @@ def test_submitit_slurm_job_takes_tasks_gpus_and_time_from_the_slurm_group(tmp_p
 
 
 def test_agents_that_do_not_split_over_slurm_nodes_are_refused() -> None:
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["hydra/launcher=submitit_slurm", "agents=5", "slurm.nodes=2"], return_hydra_config=True)
+    cfg = compose_config(["hydra/launcher=submitit_slurm", "agents=5", "slurm.nodes=2"], return_hydra_config=True)
     with pytest.raises(Exception, match=r"agents=5 cannot be spread evenly over slurm.nodes=2"):
         OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
 
