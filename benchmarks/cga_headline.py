@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import step_time  # noqa: E402
+import step_time
 
 PAPER_SECONDS_PER_EPOCH = 55.0
 GOAL_SECONDS_PER_EPOCH = 10.0

@@ -25,11 +25,11 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so `_harness` imports when run as a script
-import _harness  # noqa: E402
+import _harness
 
-from cgatrain.algorithms.cross_grad import CrossGradients, prefer_batched  # noqa: E402
-from cgatrain.algorithms.objective import FlatModel, LocalObjective  # noqa: E402
-from cgatrain.models import build_model, loss_fn  # noqa: E402
+from cgatrain.algorithms.cross_grad import CrossGradients, prefer_batched
+from cgatrain.algorithms.objective import FlatModel, LocalObjective
+from cgatrain.models import build_model, loss_fn
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so spawned workers find _harness too
-import _harness  # noqa: E402
+import _harness
 
-from cgatrain.comm import NeighborExchange  # noqa: E402
+from cgatrain.comm import NeighborExchange
 
 METHODS = ("layer", "isend", "batch")
 ROUND = "bench"  # the exchange's round name; its stats give the bytes the layer counted

@@ -34,13 +34,13 @@ import torch.distributed as dist
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so spawned workers find _harness too
-import _harness  # noqa: E402
+import _harness
 
-from cgatrain.algorithms import AgentContext, Algorithm, FlatModel, LocalObjective, get_algorithm  # noqa: E402
-from cgatrain.comm import NeighborExchange  # noqa: E402
-from cgatrain.data import AgentSampler, load_dataset, partition_indices  # noqa: E402
-from cgatrain.models import build_model, loss_fn  # noqa: E402
-from cgatrain.topology import build_topology  # noqa: E402
+from cgatrain.algorithms import AgentContext, Algorithm, FlatModel, LocalObjective, get_algorithm
+from cgatrain.comm import NeighborExchange
+from cgatrain.data import AgentSampler, load_dataset, partition_indices
+from cgatrain.models import build_model, loss_fn
+from cgatrain.topology import build_topology
 
 MODELS = {"cnn": {"name": "cnn"}, "mlp": {"name": "mlp", "hidden": [128]}, "linear": {"name": "linear"}}
 SYNTHETIC = {"cifar10-shaped": ((3, 32, 32), 10), "cifar100-shaped": ((3, 32, 32), 100), "tinyimagenet-shaped": ((3, 64, 64), 200)}

@@ -82,7 +82,7 @@ def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, A
     store = join_loopback_store(store_port, world_size, timeout_s)
     try:
         run_agent(cfg, Path(run_dir), rank, world_size, rank, world_size, store, parent_pid)
-    except Exception:  # noqa: BLE001 (already printed with its traceback by run_agent)
+    except Exception:
         sys.exit(1)
     sys.exit(lifecycle.exit_code(lifecycle.current().agreed))
 

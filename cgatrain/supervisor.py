@@ -100,7 +100,7 @@ class Supervisor:
     def _check_liveness(self) -> None:
         try:
             seen = lifecycle.read_liveness(self.store, len(self.processes))
-        except Exception:  # noqa: BLE001 (a half-written key; try again next poll)
+        except Exception:
             return
         now = time.monotonic()
         for rank, beat in seen.items():
@@ -131,7 +131,7 @@ class Supervisor:
         key = lifecycle.ERROR_KEY.format(rank=rank)
         try:
             return self.store.get(key).decode() if self.store.check([key]) else None
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
     def kill_all(self) -> None:

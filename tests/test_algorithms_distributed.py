@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from multiproc import run_agents
 from torch import nn
 
 from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
 from cgatrain.comm import NeighborExchange
 from cgatrain.topology import build_topology, consensus_rate
-from multiproc import run_agents
 
 pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(180)]
 

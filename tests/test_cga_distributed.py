@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from multiproc import run_agents
 from scipy.optimize import lsq_linear
+from test_algorithms_distributed import _agent_trajectory, make_data, make_model
 from torch import nn
 
 from cgatrain.algorithms import FlatModel, LocalObjective
 from cgatrain.algorithms.cross_grad import CrossGradients
 from cgatrain.topology import build_topology
-from multiproc import run_agents
-from test_algorithms_distributed import _agent_trajectory, make_data, make_model
 
 pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(180)]
 
@@ -66,10 +66,10 @@ def reference_cga(hparams: dict[str, Any], topology_cfg: dict, world_size: int, 
             peers = topology.in_neighbors(j, step, 0)
             own = flat_gradient(models[j], shards[j])
             # g_jl: the gradient of neighbour l's data at j's model, computed (and compressed) by l.
-            rows = [flat_gradient(models[j], shards[l]) for l in peers]
+            rows = [flat_gradient(models[j], shards[peer]) for peer in peers]
             if compressed:
                 own = scaled_sign(memory, (j, j), own)
-                rows = [scaled_sign(memory, (j, l), row) for row, l in zip(rows, peers)]
+                rows = [scaled_sign(memory, (j, peer), row) for row, peer in zip(rows, peers)]
             stacked = torch.stack(rows) if rows else own.new_empty(0, own.numel())
             if hparams["scale_by_mixing"]:
                 own, stacked = own * mixing[j, j], stacked * mixing[j, peers].unsqueeze(1)

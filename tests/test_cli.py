@@ -71,7 +71,7 @@ def test_killed_agent_fails_the_run_naming_it(tmp_path: Path) -> None:
             time.sleep(0.2)
         victim = json.loads((run_dir / "agents.json").read_text())["agents"][1]["pid"]
         os.kill(victim, signal.SIGKILL)
-        stdout, stderr = process.communicate(timeout=60)
+        _stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode != 0

@@ -9,7 +9,11 @@ import pytest
 import yaml
 
 from cgatrain.topology import (
-    TopologyError, build_topology, is_column_stochastic, is_doubly_stochastic, is_strongly_connected,
+    TopologyError,
+    build_topology,
+    is_column_stochastic,
+    is_doubly_stochastic,
+    is_strongly_connected,
 )
 from cgatrain.topology.graphs import one_peer_exponential_graph, one_peer_exponential_period
 

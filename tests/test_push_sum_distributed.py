@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import torch
+from multiproc import run_agents
+from test_algorithms_distributed import _agent_trajectory, _load, _stacked_gradients, make_data, make_model
 
 from cgatrain.topology import build_topology
-from multiproc import run_agents
-from test_algorithms_distributed import _agent_trajectory, _stacked_gradients, _load, make_data, make_model
 
 pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(180)]
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from multiproc import run_agents
+from test_algorithms_distributed import make_data, make_model
 from torch import nn
 
 from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
 from cgatrain.comm import NeighborExchange
 from cgatrain.topology import build_topology
-from multiproc import run_agents
-from test_algorithms_distributed import make_data, make_model
 
 pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(180)]
 

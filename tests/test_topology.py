@@ -10,8 +10,16 @@ import pytest
 import yaml
 
 from cgatrain.topology import (
-    GRAPH_NAMES, TopologyError, build_topology, consensus_rate, is_column_stochastic, is_connected,
-    is_doubly_stochastic, is_row_stochastic, is_strongly_connected, spectral_gap,
+    GRAPH_NAMES,
+    TopologyError,
+    build_topology,
+    consensus_rate,
+    is_column_stochastic,
+    is_connected,
+    is_doubly_stochastic,
+    is_row_stochastic,
+    is_strongly_connected,
+    spectral_gap,
 )
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "topology"

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-
 # Step ids of a batch script's own shell (batch, extern), where cgatrain spawns agents itself.
 SLURM_NON_SRUN_STEPS = ("batch", "extern", "4294967294", "4294967295")
 

@@ -25,7 +25,7 @@ def check_level_bits(bits: int) -> int:
     return int(bits)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _level_shifts(bits: int, device: torch.device) -> torch.Tensor:
     """Left shifts (uint8) placing the 8 // bits levels of a byte, the first in the most significant bits."""
     # Cached per (width, device) so packing on a GPU does not copy a constant from the host every call.

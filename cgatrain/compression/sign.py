@@ -12,7 +12,7 @@ from cgatrain.compression.base import Compressor, check_flat, check_payload, reg
 BITS_PER_BYTE = 8
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bit_weights(device: torch.device) -> torch.Tensor:
     """(128, 64, ..., 1) as uint8 on `device`: the weight of each bit in a byte, most significant first."""
     # Cached per device so packing on a GPU does not copy a constant from the host every call.

@@ -54,7 +54,7 @@ class _Flat:
         return out
 
     @classmethod
-    def from_dict(cls: type[Record], raw: Mapping[str, Any]) -> Record:  # noqa: PYI019 (Python 3.10 has no typing.Self)
+    def from_dict(cls: type[Record], raw: Mapping[str, Any]) -> Record:
         names = {item.name for item in fields(cls)}  # type: ignore[arg-type]
         known = {k: v for k, v in raw.items() if k in names and k not in ("extra", "per_agent")}
         record = cls(**known)

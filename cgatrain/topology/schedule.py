@@ -9,12 +9,27 @@ from typing import Any
 import numpy as np
 
 from cgatrain.topology.graphs import (
-    GRAPH_NAMES, GRAPH_PARAMS, TopologyError, build_static_adjacency, in_neighbors_of, is_connected,
-    is_strongly_connected, one_peer_exponential_union, out_neighbors_of, reachable_from_zero,
+    GRAPH_NAMES,
+    GRAPH_PARAMS,
+    TopologyError,
+    build_static_adjacency,
+    in_neighbors_of,
+    is_connected,
+    is_strongly_connected,
+    one_peer_exponential_union,
+    out_neighbors_of,
+    reachable_from_zero,
 )
 from cgatrain.topology.mixing import (
-    STOCHASTICITY_REQUIREMENTS, WEIGHT_KINDS, check_weights, consensus_rate, is_column_stochastic,
-    is_row_stochastic, mixing_weights, spectral_gap, stochasticity_label,
+    STOCHASTICITY_REQUIREMENTS,
+    WEIGHT_KINDS,
+    check_weights,
+    consensus_rate,
+    is_column_stochastic,
+    is_row_stochastic,
+    mixing_weights,
+    spectral_gap,
+    stochasticity_label,
 )
 from cgatrain.topology.per_step import OnePeerExponential, PerStepFamily, RandomGraphs
 

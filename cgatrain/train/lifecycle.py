@@ -140,7 +140,7 @@ def describe_stalled(store: Any, world_size: int, exclude: int | None = None) ->
     try:
         store.set_timeout(datetime.timedelta(seconds=3))
         seen = read_liveness(store, world_size)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return f"the rendezvous store did not answer ({str(error).splitlines()[0][:120]}); its host (rank 0 under srun) may be the one that stopped"
     now = time.time()
     stalled = [(rank, now - stamp, steps) for rank, (_, steps, stamp) in sorted(seen.items()) if now - stamp > STALE_SECONDS and rank != exclude]
