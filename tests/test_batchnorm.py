@@ -14,6 +14,7 @@ from torch import nn
 from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
 from cgatrain.algorithms.buffers import BufferMixer, average_buffers
 from cgatrain.algorithms.cross_grad import CrossGradients
+from cgatrain.algorithms.fedavg import chosen_clients
 from cgatrain.comm import NeighborExchange
 from cgatrain.topology import build_topology
 
@@ -128,3 +129,73 @@ def test_resume_is_bit_exact_with_batchnorm(tmp_path: Path, name: str, mode: str
         assert torch.equal(params, resumed_params) and torch.equal(buffers, resumed_buffers)
     spread = max(float((r[1] - results[0][1]).abs().max()) for r in results)
     assert spread > 0  # agents' statistics differ (different data), so the checks above mean something
+
+
+EVERY_SECOND, EVERY = (1, 3), (0, 1, 2, 3)  # the steps after which a run mixes its parameters
+SAMPLES = (10, 20, 30, 40)  # shard sizes, FedAvg's weights
+
+
+def _buffer_history(rank: int, world_size: int, name: str, hparams: dict, mixes_at: tuple[int, ...]) -> tuple[list, float]:
+    """Four steps with `model.buffers=average`: every agent's buffers and parameters before the buffer
+    round, this agent's buffers after it, and SwarmSGD's partner."""
+    model = FlatModel(bn_model())
+    objective = LocalObjective(model, nn.CrossEntropyLoss())
+    objective.set_batch(*bn_batch(rank))
+    exchange = NeighborExchange(rank, world_size, torch.device("cpu"))
+    topology = build_topology(RING, world_size, seed=0)
+    context = AgentContext(rank, world_size, model, objective, topology, exchange, seed=7, samples=SAMPLES[rank])
+    algorithm = get_algorithm(name)(context, hparams)
+    algorithm.setup()
+    mixer = BufferMixer(algorithm, "average")
+    history = []
+    for step in range(4):
+        algorithm.step(0.05, step, 0)
+        buffers = [torch.empty_like(model.buffers) for _ in range(world_size)]
+        params = [torch.empty_like(model.params) for _ in range(world_size)]
+        torch.distributed.all_gather(buffers, model.buffers)
+        torch.distributed.all_gather(params, model.params)
+        mixer.after_step(step, 0)
+        partner = algorithm.partner(step, 0) if name == "swarmsgd" and step in mixes_at else -1
+        history.append((torch.stack(buffers), torch.stack(params), model.buffers.clone(), partner))
+    return history, exchange.stats["buffers"].bytes_received if "buffers" in exchange.stats else 0.0
+
+
+def _expected_buffers(name: str, hparams: dict, step: int, rank: int, everyone: torch.Tensor, partner: int) -> torch.Tensor:
+    """The single-process rule: what the parameters' mixing at a mixing `step` makes of every agent's buffers."""
+    if name == "fedavg":
+        chosen = chosen_clients(7, step // 2, hparams["client_fraction"], len(everyone))
+        return sum(SAMPLES[k] * everyone[k] for k in chosen) / sum(SAMPLES[k] for k in chosen)
+    if name == "swarmsgd":
+        return (everyone[rank] + everyone[partner]) / 2 if partner >= 0 else everyone[rank]
+    if name == "centralized" or hparams.get("average_with") == "allreduce":
+        return everyone.mean(0)
+    row = torch.tensor(build_topology(RING, len(everyone), seed=0).mixing_matrix(step, 0)[rank], dtype=everyone.dtype)
+    return (row[:, None] * everyone).sum(0)
+
+
+@pytest.mark.multiproc
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("name", "hparams", "mixes_at"), [
+    ("fedavg", {"client_fraction": 0.5, "local_steps": 2}, EVERY_SECOND),
+    ("swarmsgd", {"local_steps": 2}, EVERY_SECOND),
+    ("local", {"average_every": 2, "average_with": "allreduce"}, EVERY_SECOND),
+    ("local", {"average_every": 2, "average_with": "gossip"}, EVERY_SECOND),
+    ("centralized", {}, EVERY),
+    ("ngo", {}, EVERY),  # nonlinear on parameters, linear gossip on buffers
+])
+def test_buffers_are_averaged_exactly_when_and_as_the_parameters_are(tmp_path: Path, name: str, hparams: dict, mixes_at: tuple[int, ...]) -> None:
+    results = run_agents(_buffer_history, 4, tmp_path, name, hparams, mixes_at)
+    assert sum(buffer_bytes for _, buffer_bytes in results) > 0  # the buffers travel in their own, counted round
+    for rank, (history, _) in enumerate(results):
+        for step, (everyone, params, mixed, partner) in enumerate(history):
+            expected = _expected_buffers(name, hparams, step, rank, everyone, partner) if step in mixes_at else everyone[rank]
+            assert torch.allclose(mixed, expected, atol=1e-6), (rank, step)
+            if step not in mixes_at:
+                assert torch.equal(mixed, everyone[rank])  # no parameter mixing, no buffer mixing
+            elif name == "swarmsgd" and partner >= 0:
+                assert history[step][3] == partner and results[partner][0][step][3] == rank
+                assert torch.equal(params[rank], params[partner])  # the pair averaged its models too
+            elif name in ("fedavg", "centralized") or hparams.get("average_with") == "allreduce":
+                assert all(torch.allclose(p, params[0]) for p in params)  # every agent holds the averaged model
+    first = results[0][0]
+    assert (first[0][0] - first[0][0][0]).abs().max() > 0  # agents' statistics differ, so the checks mean something

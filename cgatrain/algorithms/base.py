@@ -120,6 +120,31 @@ class Algorithm(ABC):
             mixed.add_(tensor, alpha=float(weights[peer]))
         return mixed
 
+    def mix_buffers(self, buffers: torch.Tensor, step: int, epoch: int) -> None:
+        """`model.buffers=average`: mix the model's buffers (in place, round "buffers") as `step` mixed the parameters.
+
+        Called after every step. Default: an algorithm that mixes by a matrix (`mixing` other than
+        "none") gossips them over the step's neighbours (`gossip_buffers`); one that never mixes leaves
+        them alone. Algorithms that mix otherwise (all-reduce, server average, pairs, every H steps) override it.
+        """
+        if self.mixing != "none":
+            self.gossip_buffers(buffers, step, epoch)
+
+    def gossip_buffers(self, buffers: torch.Tensor, step: int, epoch: int) -> None:
+        """b_j <- sum_l pi_jl b_l over this agent and the step's in-neighbours (uniform if the row is not stochastic)."""
+        ctx = self.ctx
+        in_neighbors, out_neighbors = self.neighbors(step, epoch)
+        received = ctx.exchange.gossip("buffers", buffers, out_neighbors, in_neighbors)
+        row = ctx.topology.mixing_matrix(step, epoch)[ctx.rank]
+        members = [ctx.rank, *received]
+        weights = [float(row[peer]) for peer in members]
+        if abs(sum(weights) - 1.0) > 1e-6:  # column-stochastic (push-sum) rows do not average
+            weights = [1.0 / len(members)] * len(members)
+        mixed = buffers * weights[0]
+        for peer, weight in zip(received, weights[1:]):
+            mixed.add_(received[peer], alpha=weight)
+        buffers.copy_(mixed)
+
     def finish(self, step: int, epoch: int) -> None:
         """Called once after the last training step, before the final evaluation (SCSP gossips here)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.distributed as dist
 
 from cgatrain.algorithms.base import Algorithm, register
@@ -27,3 +28,7 @@ class Centralized(Algorithm):
         ctx.exchange.all_reduce_mean("grad_allreduce", ctx.model.grad)
         self.momentum.apply(ctx.model.params, ctx.model.grad, lr)
         return loss
+
+    def mix_buffers(self, buffers: torch.Tensor, step: int, epoch: int) -> None:
+        """Replicas share one model, so every step all-reduces the buffers to their mean."""
+        self.ctx.exchange.all_reduce_mean("buffers", buffers)

@@ -99,15 +99,25 @@ class FedAvg(Algorithm):
 
     def _aggregate(self, round_index: int) -> None:
         """x <- sum_k n_k x_k / sum_k n_k over the chosen clients; every agent takes x."""
-        ctx, params = self.ctx, self.ctx.model.params
         chosen = self.clients(round_index)
-        weight = float(ctx.samples) if ctx.rank in chosen else 0.0
-        weighted = torch.cat([params * weight, params.new_full((1,), weight)])
-        model_bytes = params.numel() * params.element_size()
-        ctx.exchange.all_reduce_sum("server_average", weighted, model_bytes if weight else 0, model_bytes)
-        torch.div(weighted[:-1], weighted[-1], out=params)
-        self.state["global_model"].copy_(params)
+        self._server_average("server_average", self.ctx.model.params, chosen)
+        self.state["global_model"].copy_(self.ctx.model.params)
         self.state["round_counters"] += self.state["round_counters"].new_tensor([1.0, float(len(chosen))])
+
+    def _server_average(self, name: str, tensor: torch.Tensor, chosen: list[int]) -> None:
+        """tensor <- sum_k n_k tensor_k / sum_k n_k over the chosen clients, in place on every agent."""
+        ctx = self.ctx
+        weight = float(ctx.samples) if ctx.rank in chosen else 0.0
+        weighted = torch.cat([tensor * weight, tensor.new_full((1,), weight)])
+        size = tensor.numel() * tensor.element_size()
+        ctx.exchange.all_reduce_sum(name, weighted, size if weight else 0, size)
+        torch.div(weighted[:-1], weighted[-1], out=tensor)
+
+    def mix_buffers(self, buffers: torch.Tensor, step: int, epoch: int) -> None:
+        """At a round's end the server averages the chosen clients' buffers as it does their models."""
+        round_index, position = divmod(step, self.round_length)
+        if position == self.round_length - 1:
+            self._server_average("buffers", buffers, self.clients(round_index))
 
     def evaluated_params(self) -> torch.Tensor:
         return self.state["global_model"]

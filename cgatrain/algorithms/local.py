@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import torch
+
 from cgatrain.algorithms.base import Algorithm, register
 
 AVERAGE_WITH = ("allreduce", "gossip")
@@ -46,10 +48,22 @@ class LocalSGD(Algorithm):
         ctx = self.ctx
         loss = ctx.objective.self_gradient()
         self.momentum.apply(ctx.model.params, ctx.model.grad, lr)
-        every = self.hparams["average_every"]
-        if every is not None and (step + 1) % int(every) == 0:
+        if self._averages_at(step):
             self._average(step, epoch)
         return loss
+
+    def _averages_at(self, step: int) -> bool:
+        every = self.hparams["average_every"]
+        return every is not None and (step + 1) % int(every) == 0
+
+    def mix_buffers(self, buffers: torch.Tensor, step: int, epoch: int) -> None:
+        """At the averaging steps the buffers are averaged as the models are (all-reduce or one gossip step)."""
+        if not self._averages_at(step):
+            return
+        if self.hparams["average_with"] == "allreduce":
+            self.ctx.exchange.all_reduce_mean("buffers", buffers)
+        else:
+            self.gossip_buffers(buffers, step, epoch)
 
     def _average(self, step: int, epoch: int) -> None:
         params = self.ctx.model.params

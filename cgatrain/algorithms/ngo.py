@@ -154,6 +154,14 @@ class NGO(Algorithm):
             torch.sub(state, own, out=self._difference)
             self._coupling.add_(phi(self._difference, p), alpha=float(weights[peer]))
 
+    def mix_buffers(self, buffers: torch.Tensor, step: int, epoch: int) -> None:
+        """Buffers are statistics, not iterates: NGO mixes them by linear gossip with the step's weights.
+
+        b_i <- sum_j pi_ij b_j over this step's in-neighbours (uniform weights where W's row is not
+        stochastic, e.g. `topology.weights=binary`), undelayed, whatever `p`, `gamma` and `delay`.
+        """
+        self.gossip_buffers(buffers, step, epoch)
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = super().state_dict()
         state.update({f"inflight:{key}": value for key, value in self.delay_line.state_dict().items()})

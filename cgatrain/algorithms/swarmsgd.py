@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import torch
+
 from cgatrain.algorithms.base import Algorithm, register
 from cgatrain.topology import Topology
 from cgatrain.topology.per_step import RandomMatchings
@@ -66,4 +68,12 @@ class SwarmSGD(Algorithm):
                 received = ctx.exchange.gossip("pair", params, [peer], [peer])
                 params.add_(received[peer]).mul_(0.5)
         return loss
+
+    def mix_buffers(self, buffers: torch.Tensor, step: int, epoch: int) -> None:
+        """After every H-th step a matched pair averages its buffers too, b_i, b_j <- (b_i + b_j) / 2."""
+        if (step + 1) % int(self.hparams["local_steps"]) == 0:
+            peer = self.partner(step, epoch)
+            if peer >= 0:
+                received = self.ctx.exchange.gossip("buffers", buffers, [peer], [peer])
+                buffers.add_(received[peer]).mul_(0.5)
 
