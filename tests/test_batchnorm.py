@@ -31,6 +31,18 @@ def bn_batch(rank: int, samples: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(samples, 2, 4, 4, generator=generator) * (1 + rank) + rank, torch.arange(samples) % 3
 
 
+def test_reporting_a_loss_leaves_batchnorm_statistics_alone() -> None:
+    """FedAvg's idle clients report a loss in training mode: that forward pass must not move the statistics."""
+    model = FlatModel(bn_model())
+    objective = LocalObjective(model, nn.CrossEntropyLoss())
+    objective.set_batch(*bn_batch(1))
+    before, counter = model.buffers.clone(), int(model.counters[0])
+    assert objective.loss() > 0
+    assert torch.equal(model.buffers, before) and int(model.counters[0]) == counter
+    objective.self_gradient()
+    assert not torch.equal(model.buffers, before)  # a training step does move them: the check above is not vacuous
+
+
 def test_flat_model_holds_buffers_as_views_and_round_trips_them() -> None:
     model = FlatModel(bn_model())
     assert model.buffers.numel() == 8 and len(model.counters) == 1

@@ -113,4 +113,12 @@ class LocalObjective:
         """Loss at the agent's own parameters on the current minibatch, without a gradient."""
         if self.inputs is None or self.targets is None:
             raise RuntimeError("set_batch must be called before loss")
-        return float(self.loss_fn(self.flat_model.module(self.inputs), self.targets))
+        model = self.flat_model
+        # A forward pass in training mode would move BatchNorm's running statistics: keep them as they were.
+        buffers, counters = model.buffers.clone(), [counter.clone() for counter in model.counters]
+        with torch.no_grad():
+            value = float(self.loss_fn(model.module(self.inputs), self.targets))
+        model.buffers.copy_(buffers)
+        for counter, saved in zip(model.counters, counters):
+            counter.copy_(saved)
+        return value
