@@ -44,9 +44,12 @@ def _register_resolver(name: str, resolver: Any) -> None:
     """Register once; omegaconf >= 2.4 renamed register_new_resolver to register_resolver (the 2.3 one is legacy)."""
     if OmegaConf.has_resolver(name):
         return
-    if hasattr(OmegaConf, "legacy_register_resolver"):
+    import omegaconf
+
+    major, minor = (int(part) for part in omegaconf.__version__.split(".")[:2])
+    if (major, minor) >= (2, 4):
         OmegaConf.register_resolver(name, resolver)
-    else:
+    else:  # in 2.1-2.3 register_resolver is the legacy API, without nested interpolations
         OmegaConf.register_new_resolver(name, resolver)
 
 

@@ -29,6 +29,16 @@ def _positive_int(value: Any, key: str, minimum: int = 1) -> int:
     return value
 
 
+def _number(value: Any, key: str) -> float:
+    """`value` as a float, or a ValueError naming `key`."""
+    if isinstance(value, bool):
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, got {value!r}") from None
+
+
 def _check_numbers(cfg: Mapping[str, Any]) -> None:
     _positive_int(cfg["agents"], "agents")
     _positive_int(cfg["train"]["epochs"], "train.epochs")
@@ -37,7 +47,7 @@ def _check_numbers(cfg: Mapping[str, Any]) -> None:
         _positive_int(cfg["train"]["steps_per_epoch"], "train.steps_per_epoch")
     if cfg["train"].get("consensus_every") is not None:
         _positive_int(cfg["train"]["consensus_every"], "train.consensus_every")
-    lr, weight_decay = float(cfg["optim"]["lr"]), float(cfg["optim"].get("weight_decay", 0.0))
+    lr, weight_decay = _number(cfg["optim"]["lr"], "optim.lr"), _number(cfg["optim"].get("weight_decay", 0.0), "optim.weight_decay")
     if not lr >= 0.0:
         raise ValueError(f"optim.lr must be >= 0, got {lr}")
     if not weight_decay >= 0.0:
@@ -74,7 +84,7 @@ def _check_resume(cfg: Mapping[str, Any]) -> None:
     if not cfg.get("resume"):
         return
     preflight.check_checkpoint(str(cfg["resume"]))  # truncated or corrupt files, named, before spawn
-    _, epoch, world_size = checkpoint.resolve_resume(str(cfg["resume"]))
+    directory, epoch, world_size = checkpoint.resolve_resume(str(cfg["resume"]))
     if world_size != int(cfg["agents"]):
         raise ValueError(f"resume={cfg['resume']} holds {world_size} agents, but agents={cfg['agents']}")
     saved_algorithm = checkpoint.resume_algorithm(str(cfg["resume"]))
@@ -82,6 +92,8 @@ def _check_resume(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"resume={cfg['resume']} was trained with algorithm {saved_algorithm!r}, not {cfg['algorithm']['name']!r}")
     if epoch > int(cfg["train"]["epochs"]):
         raise ValueError(f"resume={cfg['resume']} is already past train.epochs={cfg['train']['epochs']} (epoch {epoch})")
+    if epoch == int(cfg["train"]["epochs"]) and "_step_" not in directory.name:
+        raise ValueError(f"resume={cfg['resume']} already completed train.epochs={epoch}: raise train.epochs to train on")
 
 
 def validate(cfg: Mapping[str, Any], local_agents: int | None = None) -> str:

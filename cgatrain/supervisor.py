@@ -87,8 +87,9 @@ class Supervisor:
             return
         if self.forwarded_at is None:
             self.forwarded_at = time.monotonic()
-            # Ctrl-C reaches the agents directly too; a repeated flag is harmless to them.
-            forward = signal.SIGTERM if any(s in lifecycle.STOP_SIGNALS for s in self.signals) else lifecycle.REQUEUE_SIGNAL
+            # The signal the parent got, so the summary names it (Ctrl-C may reach the agents directly too: harmless).
+            stops = [s for s in self.signals if s in lifecycle.STOP_SIGNALS]
+            forward = stops[0] if stops else lifecycle.REQUEUE_SIGNAL
             for process in self.processes:
                 if process.exitcode is None and process.pid is not None:
                     _send(process.pid, forward)

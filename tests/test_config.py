@@ -33,6 +33,8 @@ def test_default_and_example_configs_are_valid() -> None:
         (["algorithm=dpsgd", "topology=ring", "topology.weights=metropolis_hastings", "+topology.bogus=1"], "bogus"),
         (["topology=custom_example", "agents=4", "algorithm=dpsgd"], "doubly"),
         (["algorithm=dpmsgd", "algorithm.momentum=1.5"], "momentum"),
+        (["optim.lr=abc"], "optim.lr must be a number, got 'abc'"),
+        (["algorithm=dpmsgd", "algorithm.momentum=abc"], "algorithm.momentum must be a number in [0, 1), got 'abc'"),
         (["algorithm=dpsgd", "+algorithm.momentum=0.9"], "no option(s) ['momentum']"),
         (["optim.schedule.name=polynomial"], "optim.schedule.name"),
         (["comm.backend=mpi"], "comm.backend"),

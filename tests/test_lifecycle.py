@@ -110,17 +110,18 @@ def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str, fl
     return out, err, time.monotonic() - started
 
 
-def test_sigterm_to_the_parent_stops_every_agent_and_records_the_stop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_to_the_parent_stops_every_agent_and_records_the_stop(tmp_path: Path, stop: signal.Signals) -> None:
     run_dir = tmp_path / "run"
     process = start([*ENDLESS, f"hydra.run.dir={run_dir}"], tmp_path)
     pids = wait_for_training(process, run_dir)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)  # to the parent alone (kill, an IDE's stop button): it must reach every agent
     _, stderr, seconds = finish(process, timeout=40)
-    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert process.returncode == 128 + stop, stderr[-3000:]
     assert seconds < 15, f"took {seconds:.1f} s to stop"
     assert_all_gone(pids)
     result = summary(run_dir)
-    assert result["status"] == "interrupted" and result["stopped_by"] == "SIGTERM"
+    assert result["status"] == "interrupted" and result["stopped_by"] == stop.name
     assert result["checkpoint"] and Path(result["checkpoint"]).is_dir()
     hint = [line for line in stderr.splitlines() if f"resume={run_dir}" in line]
     assert len(hint) == 1 and "Traceback" not in stderr, stderr[-3000:]

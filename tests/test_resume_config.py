@@ -141,6 +141,9 @@ def test_resume_end_to_end_refusals_before_spawn_and_fallback(tmp_path: Path) ->
     assert broken.returncode != 0 and str(damaged) in broken.stderr, broken.stderr[-3000:]
     assert not (tmp_path / "broken" / "agents.json").exists()
 
+    done = cgatrain(f"resume={run}/checkpoints/epoch_0001", "train.epochs=1", f"hydra.run.dir={tmp_path}/done", cwd=tmp_path)
+    assert done.returncode != 0 and "already completed train.epochs=1: raise train.epochs" in done.stderr, done.stderr[-3000:]
+
     # The offered checkpoint, with no override repeated: agents, algorithm, model come from config.yaml.
     fallback = cgatrain(f"resume={run}/checkpoints/epoch_0001", "train.epochs=3", f"hydra.run.dir={tmp_path}/resumed", cwd=tmp_path)
     assert fallback.returncode == 0, fallback.stderr[-3000:]

@@ -117,3 +117,13 @@ def test_oversubscription_warning_is_shown_before_spawn_and_logged(tmp_path: Pat
     assert "warning: agents=5 x comm.threads_per_agent=1 = 5 threads on 1 CPU core(s)" in result.stderr
     log = (run / "cgatrain.log").read_text()
     assert log.index("warning: agents=5") < log.index("cgatrain: dpsgd | 5 agents")
+
+
+def test_the_progress_bar_is_drawn_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgatrain.reporting import Reporter
+
+    cfg = {"logger": {"wandb": {"mode": "disabled"}}}
+    for terminal in (True, False):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda terminal=terminal: terminal)
+        assert Reporter(tmp_path, True, cfg, progress_bar=True).show_bar is terminal
+    assert not Reporter(tmp_path, True, cfg, progress_bar=False).show_bar

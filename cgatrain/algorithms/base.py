@@ -62,8 +62,8 @@ class Algorithm(ABC):
         if unknown:
             raise ValueError(f"algorithm {cls.name!r} has no option(s) {unknown}; it takes {sorted(cls.hyperparameters)}")
         momentum = hparams.get("momentum", cls.hyperparameters.get("momentum", 0.0))
-        if not 0.0 <= float(momentum) < 1.0:
-            raise ValueError(f"algorithm.momentum must lie in [0, 1), got {momentum}")
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= float(momentum) < 1.0:
+            raise ValueError(f"algorithm.momentum must be a number in [0, 1), got {momentum!r}")
 
     @classmethod
     def required_mixing(cls, hparams: Mapping[str, Any]) -> str:

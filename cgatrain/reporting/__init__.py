@@ -49,7 +49,8 @@ class Reporter:
     def __init__(self, run_dir: Path, enabled: bool, cfg: Mapping[str, Any], progress_bar: bool = True) -> None:
         self.run_dir = run_dir
         self.enabled = enabled
-        self.show_bar = progress_bar and enabled
+        # The bar (on stderr) draws with carriage returns, which garble redirected output (nohup, Slurm .out files).
+        self.show_bar = progress_bar and enabled and sys.stderr.isatty()
         self.bar: tqdm | None = None
         self.wandb_run = None
         if enabled:
