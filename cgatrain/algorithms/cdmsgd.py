@@ -10,21 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from cgatrain.algorithms.base import Algorithm, register
+from cgatrain.algorithms.base import register
+from cgatrain.algorithms.dpmsgd import DPMSGD
 from cgatrain.algorithms.momentum import Momentum
 
 
 @register
-class CDMSGD(Algorithm):
+class CDMSGD(DPMSGD):
     """Per step, agent j (one gossip round, overlapped with the gradient at x_j):
 
     Nesterov (default): v_j <- mu v_j - alpha g_j(x_j) ; x_j <- sum_l pi_jl x_l + mu v_j - alpha g_j(x_j)
     Polyak:             v_j <- mu v_j - alpha g_j(x_j) ; x_j <- sum_l pi_jl x_l + v_j
+
+    DPMSGD's step with this momentum: only the momentum form differs.
     """
 
     name = "cdmsgd"
-    rounds = ("model",)
-    mixing = "doubly"
     hyperparameters: ClassVar[dict[str, Any]] = {"momentum": 0.9, "nesterov": True}
 
     @classmethod
@@ -36,9 +37,3 @@ class CDMSGD(Algorithm):
     def build_momentum(self) -> Momentum:
         return Momentum(float(self.hparams["momentum"]), nesterov=bool(self.hparams["nesterov"]), buffer="velocity")
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
-        ctx = self.ctx
-        loss, received = self.gradient_while_gossiping(step, epoch)
-        mixed = self.mix(received, step, epoch)
-        self.momentum.apply(mixed, ctx.model.grad, lr, out=ctx.model.params)
-        return loss
