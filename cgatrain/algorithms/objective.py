@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -50,6 +51,19 @@ class FlatModel:
             self.buffers.copy_(state["buffers"].to(self.buffers.device))
         for counter, value in zip(self.counters, state.get("buffer_counters", torch.empty(0))):
             counter.copy_(value)
+
+    @contextmanager
+    def holding(self, params: torch.Tensor | None, buffers: torch.Tensor | None = None) -> Iterator[None]:
+        """Put another model's parameters (and buffers) in place for a while; the own ones come back after."""
+        saved = [(mine, mine.clone()) for mine, other in ((self.params, params), (self.buffers, buffers)) if other is not None]
+        for mine, other in ((self.params, params), (self.buffers, buffers)):
+            if other is not None:
+                mine.copy_(other)
+        try:
+            yield
+        finally:
+            for mine, own in saved:
+                mine.copy_(own)
 
     def grads_are_views(self) -> bool:
         """True while autograd still accumulates into the flat gradient buffer."""

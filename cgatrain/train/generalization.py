@@ -23,24 +23,23 @@ def train_accuracy_scores(model: FlatModel, average: torch.Tensor, average_buffe
     """Mean over agents of each model's accuracy on its own shard and on the union; the averaged model on the union."""
     inputs, targets = shard
     size = len(targets)
-    own_params, own_buffers = model.params.clone(), model.buffers.clone()
     # counts[j]: shard-correct of agent j's model; counts[n]: of the averaged model; counts[n + 1]: shard size.
-    counts = torch.zeros(world_size + 2, dtype=torch.float64, device=own_params.device)
-    for owner in range(world_size):
-        model.params.copy_(own_params)
-        model.buffers.copy_(own_buffers)
-        dist.broadcast(model.params, src=owner)
-        if model.buffers.numel():
-            dist.broadcast(model.buffers, src=owner)
-        counts[owner] = metrics.evaluate(model.module, inputs, targets, loss_fn, True)[1] * size
+    counts = torch.zeros(world_size + 2, dtype=torch.float64, device=model.params.device)
+    own_params, own_buffers = model.params.clone(), model.buffers.clone()
+    with model.holding(own_params, own_buffers):  # each broadcast overwrites the own model; it comes back after
+        for owner in range(world_size):
+            if owner == rank:  # the owner sends its own model, not the one it last received
+                model.params.copy_(own_params)
+                model.buffers.copy_(own_buffers)
+            dist.broadcast(model.params, src=owner)
+            if model.buffers.numel():
+                dist.broadcast(model.buffers, src=owner)
+            counts[owner] = metrics.evaluate(model.module, inputs, targets, loss_fn, True)[1] * size
     own_shard_correct = float(counts[rank])
-    model.params.copy_(average)
-    model.buffers.copy_(average_buffers)
-    counts[world_size] = metrics.evaluate(model.module, inputs, targets, loss_fn, True)[1] * size
+    with model.holding(average, average_buffers):
+        counts[world_size] = metrics.evaluate(model.module, inputs, targets, loss_fn, True)[1] * size
     counts[world_size + 1] = size
-    model.params.copy_(own_params)
-    model.buffers.copy_(own_buffers)
-    shard_accuracy = metrics.gather_rows([own_shard_correct / max(size, 1)], rank, world_size, own_params.device)
+    shard_accuracy = metrics.gather_rows([own_shard_correct / max(size, 1)], rank, world_size, model.params.device)
     dist.all_reduce(counts)
     total = max(float(counts[world_size + 1]), 1.0)
     return {

@@ -44,7 +44,6 @@ class Trainer:
         fixed_steps = train_cfg.get("steps_per_epoch")
         self.steps = int(fixed_steps) if fixed_steps is not None else steps_per_epoch([len(s) for s in shards], int(train_cfg["batch_size"]))
         self.agent_data = AgentData(self.data, shards[rank], int(train_cfg["batch_size"]), int(cfg["seed"]), rank, device, cfg["data"])
-        self.sampler = self.agent_data.sampler
         self.test_x, self.test_y = self.agent_data.test_inputs, self.agent_data.test_targets
         self.class_counts = shard_class_counts(self.data, shards)
         self.data = drop_images(self.data)  # this agent keeps only its shard and the test set
@@ -170,25 +169,14 @@ class Trainer:
                     self._stop_mid_epoch(epoch, progress)
         if epoch == epochs - 1:
             self.algorithm.finish((epoch + 1) * self.steps, epoch)
-        working = self._swap_in_evaluated_params()
-        record = self._epoch_metrics(epoch, lr, epoch_loss / self.steps, time.perf_counter() - epoch_started)
-        if working is not None:
-            self.model.params.copy_(working)
+        with self.model.holding(self.algorithm.evaluated_params()):  # FedAvg scores its global model
+            record = self._epoch_metrics(epoch, lr, epoch_loss / self.steps, time.perf_counter() - epoch_started)
         record.extra.update(self._algorithm_metrics())
         record.extra.update(self.sync_index.drain())
         record.comm_seconds_per_step = (self.exchange.total_seconds() - comm_before) / self.steps
         record.compute_seconds_per_step = (self.compute_seconds - compute_before) / self.steps
         self.history.append(record.to_dict())
         self.reporter.end_epoch(self.history[-1], header=len(self.history) == 1 or epoch == self.start_epoch)
-
-    def _swap_in_evaluated_params(self) -> torch.Tensor | None:
-        """Put the model the algorithm wants scored (FedAvg: the global model) in place; return the working one."""
-        evaluated = self.algorithm.evaluated_params()
-        if evaluated is None:
-            return None
-        working = self.model.params.clone()
-        self.model.params.copy_(evaluated)
-        return working
 
     def _check_finite(self, window_loss: float, window_steps: int) -> float:
         """Agree with every agent on the mean recent loss; raise Diverged if any is not finite."""
@@ -242,12 +230,8 @@ class Trainer:
 
     def _consensus_scores(self, average: torch.Tensor) -> dict[str, float]:
         """Test loss and accuracy of the average of all agents' models (rank 0 only)."""
-        own, own_buffers = self.model.params.clone(), self.model.buffers.clone()
-        self.model.params.copy_(average)
-        self.model.buffers.copy_(self.average_buffers)  # the consensus model runs on the agents' mean statistics
-        loss, accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
-        self.model.params.copy_(own)
-        self.model.buffers.copy_(own_buffers)
+        with self.model.holding(average, self.average_buffers):  # the consensus model runs on the agents' mean statistics
+            loss, accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
         scores = {"consensus_test_loss": loss, "consensus_test_accuracy": accuracy}
         optimum = self.data.optimum
         if optimum is not None and optimum.numel() == average.numel():
