@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from test_algorithms_distributed import make_model
+from test_push_sum_distributed import DIRECTED_SWITCHING
 from torch import nn
 
 from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
@@ -14,15 +15,6 @@ from cgatrain.topology import build_topology
 
 RING = {"graph": "ring", "weights": "uniform"}
 COMPLETE = {"graph": "complete", "weights": "uniform"}
-DIRECTED_SWITCHING = {
-    "schedule": [
-        {"graph": "directed_ring"},
-        {"graph": "custom", "edges": [[0, 1], [1, 2], [2, 3], [3, 0], [0, 2], [2, 0]], "directed": True},
-    ],
-    "switch_every": 1,
-    "switch_unit": "step",
-    "weights": "uniform",
-}
 PAPER = {"momentum": 0.9, "momentum_form": "heavy_ball", "qp_scope": "whole", "dual_margin": 0.0, "scale_by_mixing": False}
 AUTHORS = {"momentum": 0.9, "momentum_form": "nesterov", "qp_scope": "per_tensor", "dual_margin": 0.5, "ridge": 1e-12, "scale_by_mixing": True}
 
