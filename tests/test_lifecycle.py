@@ -182,8 +182,9 @@ def _rows(run_dir: Path) -> list[dict]:
 
 
 def test_requeue_round_trip_ends_where_an_uninterrupted_run_ends(tmp_path: Path) -> None:
-    # log_every=1: the checkpoint request is honoured at the very next step, so it lands mid-epoch.
-    args = [*TINY, "train.steps_per_epoch=100", "train.log_every=1", "train.epochs=4"]
+    # log_every=1: the checkpoint request is honoured at the very next step, so it lands mid-epoch;
+    # consensus_every: the epoch's consensus samples taken before the stop must survive it.
+    args = [*TINY, "train.steps_per_epoch=100", "train.log_every=1", "train.epochs=4", "train.consensus_every=10"]
     job = tmp_path / "job"
     first = start([*args, f"hydra.run.dir={job}"], tmp_path)
     wait_for_training(first, job)

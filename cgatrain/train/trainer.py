@@ -69,7 +69,7 @@ class Trainer:
         self.compute_seconds = 0.0
         self.agent_table: torch.Tensor | None = None  # every agent's numbers after the last epoch (AGENT_COLUMNS)
         self.lifecycle = lifecycle.current()
-        self.resume_progress: dict[str, float] = {}  # where a mid-epoch checkpoint left its epoch
+        self.resume_progress: dict[str, Any] = {}  # where a mid-epoch checkpoint left its epoch
 
     def setup(self) -> None:
         """Warm up the wire, set up the algorithm, and load a checkpoint when resuming."""
@@ -119,7 +119,7 @@ class Trainer:
         epochs = int(self.cfg["train"]["epochs"])
         status = "completed"
         started = time.perf_counter()
-        if self.start_epoch == 0:
+        if self.start_epoch == 0 and not self.resume_progress:
             self.sync_index.after_step(0, self.model.params)  # the initial disagreement, step 0 of the curves
         for epoch in range(self.start_epoch, epochs):
             try:
@@ -150,6 +150,7 @@ class Trainer:
         comm_before, compute_before = progress.get("comm_before", comm_before), progress.get("compute_before", compute_before)
         window_loss, window_steps, epoch_loss = 0.0, 0, progress.get("epoch_loss", 0.0)
         done = int(progress.get("step", 0))  # steps done before the mid-epoch checkpoint this run resumed from
+        self.sync_index.samples = [list(sample) for sample in progress.get("consensus_samples", self.sync_index.samples)]
         self.reporter.advance(done)
         for index, (inputs, targets) in enumerate(self.agent_data.batches(epoch, self.steps, start=done), start=done):
             step = epoch * self.steps + index
@@ -165,7 +166,8 @@ class Trainer:
                 self.reporter.advance(window_steps, self._check_finite(window_loss, window_steps))
                 window_loss, window_steps = 0.0, 0
                 if self.lifecycle.agreed and index < self.steps - 1:
-                    progress = {"step": index + 1, "epoch_loss": epoch_loss, "seconds": time.perf_counter() - epoch_started, "comm_before": comm_before, "compute_before": compute_before}
+                    progress = {"step": index + 1, "epoch_loss": epoch_loss, "seconds": time.perf_counter() - epoch_started, "comm_before": comm_before,
+                                "compute_before": compute_before, "consensus_samples": self.sync_index.samples}
                     self._stop_mid_epoch(epoch, progress)
         if epoch == epochs - 1:
             self.algorithm.finish((epoch + 1) * self.steps, epoch)
