@@ -11,6 +11,8 @@ import datetime
 import logging
 import os
 import sys
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cgatrain.comm import LaunchEnv, detect_launch_env
 
 FAILED_JOBS: list[str] = []
+
+# Hydra 1.3 merges the plugin's schema into configs/hydra/launcher/submitit_slurm.yaml and warns that this
+# matching by name is deprecated; the file sets every key itself, so Hydra 1.4 (no matching) runs it the same.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against ConfigStore schema", category=UserWarning)
 
 
 def config_dir() -> str:
@@ -102,7 +108,7 @@ def _print_summary(run_dir: Path) -> None:
     if summary.mb_sent_per_agent_min is not None and summary.mb_sent_per_agent_min != summary.mb_sent_per_agent_max:
         mb_sent += f" (min {summary.mb_sent_per_agent_min:.2f}, max {summary.mb_sent_per_agent_max:.2f})"
     text = (
-        f"\nstatus: {summary.status} after {summary.epochs_completed} epochs | "
+        f"\nstatus: {summary.status} after {summary.epochs_completed} epoch{'' if summary.epochs_completed == 1 else 's'} | "
         f"averaged-model test acc {pct(summary.consensus_test_accuracy)} | agents' acc mean {pct(summary.agent_test_accuracy_mean)} "
         f"min {pct(summary.agent_test_accuracy_min)} | {mb_sent} | "
         f"{summary.wall_seconds or 0:.1f} s\nrun files: {run_dir} (summary.json, metrics.jsonl, config.yaml, cgatrain.log, checkpoints/)"
@@ -197,11 +203,25 @@ def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     if any(arg.startswith("-") for arg in argv):
         print("error: Hydra flags (-m, --cfg, ...) are not available under torchrun/srun; pass key=value overrides only", file=sys.stderr)
         return 2
+    from cgatrain.precheck import key_problems
+
+    problems = key_problems(argv)
+    if problems:
+        return _refuse(env, "invalid config:\n  - " + "\n  - ".join(problems))
     cfg = compose_config(argv, return_hydra_config=True)
     run_dir = Path(str(cfg.hydra.run.dir))
     with open_dict(cfg):
         del cfg["hydra"]
     return _run_as_agent(env, cfg, run_dir, any(arg.startswith("agents=") for arg in argv), None, argv)
+
+
+def _refuse(env: LaunchEnv, message: str) -> int:
+    """Every agent refuses a bad config; rank 0 says why, the others wait so that it can before torchrun stops them."""
+    if env.rank == 0:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    else:
+        time.sleep(3)
+    return 2
 
 
 def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: bool,
@@ -227,9 +247,7 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
             return 0
         validate(container, local_agents=env.local_world_size)
     except ConfigError as error:
-        if env.rank == 0:
-            print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _refuse(env, str(error))
     if env.rank == 0:
         lifecycle_cli.save_config(container, run_dir)
         _warn_capacity(container, run_dir, env.local_world_size)
@@ -259,12 +277,18 @@ def main() -> None:
     try:
         if env is not None:
             sys.exit(_run_under_launcher(env, sys.argv[1:]))
+        from cgatrain.precheck import check_command
+
+        refused = check_command(sys.argv[1:])
+        if refused is not None:
+            sys.exit(refused)
         _hydra_main()
     except KeyboardInterrupt:  # Ctrl-C before any agent started: nothing to save, no traceback
         print("interrupted before the run started", file=sys.stderr)
         sys.exit(130)
     if FAILED_JOBS:
-        print(f"{len(FAILED_JOBS)} job(s) failed: {', '.join(FAILED_JOBS)}", file=sys.stderr)
+        if any(arg in ("-m", "--multirun") for arg in sys.argv[1:]):  # a single run already printed its error
+            print(f"{len(FAILED_JOBS)} of the sweep's jobs failed: {', '.join(FAILED_JOBS)}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -11,6 +11,7 @@ from cgatrain.comm.devices import device_problems, gpus_on_node
 from cgatrain.compression import build_compressor
 from cgatrain.data import DataError, partition_indices
 from cgatrain.data.agent_data import check_data_options
+from cgatrain.data.common import options_of
 from cgatrain.data.datasets import describe_dataset, prepare_dataset
 from cgatrain.models import check_model_input
 from cgatrain.topology import TopologyError, build_topology
@@ -67,15 +68,17 @@ def _check_backend(cfg: Mapping[str, Any], local_agents: int) -> None:
 
 
 def _check_data(cfg: Mapping[str, Any]) -> None:
-    prepare_dataset(cfg["data"])  # downloads (data.download=true) happen here, once, before any agent starts
-    data = describe_dataset(cfg["data"])  # labels only: no image is decoded in the parent
+    with options_of("data"):
+        prepare_dataset(cfg["data"])  # downloads (data.download=true) happen here, once, before any agent starts
+        data = describe_dataset(cfg["data"])  # labels only: no image is decoded in the parent
+        check_data_options(cfg["data"], data.name)
     if cfg["partition"]["name"] != "iid" and data.task != "classification":
         raise DataError(f"partition={cfg['partition']['name']} needs class labels, but data={data.name} is a {data.task} task")
     if cfg["train"].get("eval_train") and data.task != "classification":
         raise DataError(f"train.eval_train scores training accuracy, but data={data.name} is a {data.task} task")
-    shards = partition_indices(data.train_labels, int(cfg["agents"]), cfg["partition"], int(cfg["seed"]))
+    with options_of("partition"):
+        shards = partition_indices(data.train_labels, int(cfg["agents"]), cfg["partition"], int(cfg["seed"]))
     check_model_input(cfg["model"], data.input_shape)
-    check_data_options(cfg["data"], data.name)
     if min(len(shard) for shard in shards) == 0:
         raise DataError("some agent would get no training data")
 
@@ -96,8 +99,11 @@ def _check_resume(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"resume={cfg['resume']} already completed train.epochs={epoch}: raise train.epochs to train on")
 
 
-def validate(cfg: Mapping[str, Any], local_agents: int | None = None) -> str:
-    """Check every part of a resolved config; return the topology description, or raise ConfigError."""
+def validate(cfg: Mapping[str, Any], local_agents: int | None = None, on_this_machine: bool = True) -> str:
+    """Check every part of a resolved config; return the topology description, or raise ConfigError.
+
+    `on_this_machine=False` (jobs that will run on other nodes) skips the checks of this machine's data and GPUs.
+    """
     problems: list[str] = []
     description = ""
 
@@ -123,8 +129,9 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None) -> str:
             if algorithm.needs_undirected and topology.directed:
                 problems.append(f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected topology")
             description = topology.describe()
-        attempt(_check_data, cfg)
-        attempt(_check_backend, cfg, local_agents or int(cfg["agents"]))
+        if on_this_machine:
+            attempt(_check_data, cfg)
+            attempt(_check_backend, cfg, local_agents or int(cfg["agents"]))
     if cfg["logger"]["wandb"].get("mode", "disabled") not in WANDB_MODES:
         problems.append(f"logger.wandb.mode must be one of {WANDB_MODES}")
     else:

@@ -75,6 +75,7 @@ def test_fedavg_rounds_straddle_epochs_and_resume_mid_round(tmp_path: Path) -> N
     common = ["agents=3", "algorithm=fedavg", "algorithm.local_steps=3", "algorithm.client_fraction=0.67", *TINY, "train.eval_train=true"]
     full = cgatrain(*common, "train.epochs=3", f"hydra.run.dir={tmp_path}/full", cwd=tmp_path)
     assert full.returncode == 0, full.stderr[-3000:]
+    assert "Topology: not used (fedavg: a server averages the chosen clients' models each round)" in full.stdout  # no graph banner
     first = cgatrain(*common, "train.epochs=2", f"hydra.run.dir={tmp_path}/first", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     resumed = cgatrain(*common, "train.epochs=3", f"resume={tmp_path}/first", f"hydra.run.dir={tmp_path}/resumed", cwd=tmp_path)
@@ -96,3 +97,14 @@ def test_fedavg_rounds_straddle_epochs_and_resume_mid_round(tmp_path: Path) -> N
     model_mb = records[-1]["server_mb_sent"] / (3 * records[-1]["fedavg_rounds"])
     assert records[-1]["server_mb_received"] == pytest.approx(2 * 4 * model_mb)
     assert result["mb_sent_per_agent"] == pytest.approx(2 / 3 * 4 * model_mb)  # the mean over agents (schema 2)
+
+
+def test_only_algorithms_that_talk_along_edges_claim_the_topology() -> None:
+    from cgatrain.algorithms import get_algorithm
+
+    assert get_algorithm("centralized").topology_role({}) == "gradients averaged by all-reduce every step"
+    assert get_algorithm("local").topology_role({}) == "no communication at all"
+    assert get_algorithm("local").topology_role({"average_every": 2}) == "models averaged by all-reduce every 2 steps"
+    assert get_algorithm("local").topology_role({"average_every": 1, "average_with": "gossip"}) is None
+    for name in ("cga", "dpsgd", "sgp", "ngo", "swarmsgd"):
+        assert get_algorithm(name).topology_role({}) is None

@@ -79,13 +79,33 @@ def test_killed_agent_fails_the_run_naming_it(tmp_path: Path) -> None:
     assert summary(run_dir)["status"] == "failed"
 
 
-def test_multirun_sweep_survives_diverged_and_invalid_jobs(tmp_path: Path) -> None:
+def test_multirun_sweep_survives_diverged_and_failed_jobs(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    result = cgatrain("-m", "agents=2", *TINY, "train.epochs=2", "optim.lr=0.01,1e9,-1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    statuses = [summary(sweep / str(job))["status"] for job in range(3)]
-    assert statuses == ["completed", "diverged", "failed"], result.stderr[-3000:]
-    assert "optim.lr must be >= 0" in summary(sweep / "2")["error"]
-    assert result.returncode == 1  # a failed job is reported at the end, after the sweep went on
+    # A resumed job is checked against its saved config when its turn comes: this one fails then.
+    result = cgatrain("-m", "agents=2", *TINY, "train.epochs=2", "optim.lr=0.01,1e9", "resume=null,/nonexistent/run", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    statuses = [summary(sweep / str(job))["status"] for job in range(4)]
+    assert statuses == ["completed", "failed", "diverged", "failed"], result.stderr[-3000:]
+    assert "resume=/nonexistent/run" in summary(sweep / "1")["error"]
+    assert result.returncode == 1 and "2 of the sweep's jobs failed" in result.stderr  # reported at the end, after the sweep went on
+
+
+def test_a_sweep_with_an_invalid_job_starts_no_job(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = cgatrain("-m", "agents=2", *TINY, "optim.lr=0.01,-1", "+train.epoch=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "4 of 4 sweep jobs have an invalid config; no job was started" in result.stderr
+    assert "job 1 (agents=2" in result.stderr and "optim.lr must be >= 0" in result.stderr
+    assert "unknown config key train.epoch (did you mean train.epochs?)" in result.stderr
+    assert not sweep.exists()
+
+
+def test_single_run_config_errors_name_the_key_and_leave_no_run_dir(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = cgatrain("+optim.lrr=0.1", "partition=dirichlet", "partition.alpha=abc", f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "unknown config key optim.lrr (did you mean optim.lr?)" in result.stderr
+    assert "partition.alpha must be a number, got 'abc'" in result.stderr
+    assert "job(s) failed" not in result.stderr and not run_dir.exists()
 
 
 def test_help_lists_config_groups(tmp_path: Path) -> None:
@@ -102,6 +122,15 @@ def test_invalid_config_fails_before_any_agent_starts(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "agents.json").exists()
 
 
+def test_torchrun_refuses_an_unknown_key_with_rank_0s_message(tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "cgatrain", *TINY, "+train.epoch=1"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.count("unknown config key train.epoch (did you mean train.epochs?)") == 1, result.stderr[-3000:]
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_torchrun_runs_one_agent_per_process_into_one_directory(tmp_path: Path) -> None:
     torchrun = Path(sys.executable).with_name("torchrun")
     command = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "cgatrain", "algorithm=dpsgd", *TINY, "train.epochs=1"]
@@ -110,6 +139,7 @@ def test_torchrun_runs_one_agent_per_process_into_one_directory(tmp_path: Path) 
     run_dirs = list((tmp_path / "outputs" / "torchrun").iterdir())
     assert len(run_dirs) == 1, run_dirs
     assert summary(run_dirs[0])["status"] == "completed" and summary(run_dirs[0])["agents"] == 2
+    assert "status: completed after 1 epoch |" in result.stdout
 
 
 def _free_port() -> int:

@@ -39,11 +39,12 @@ def test_submitit_local_sweep_runs_each_point_as_its_own_job(tmp_path: Path) -> 
 def test_a_failed_submitit_job_fails_the_sweep_after_every_job_ran(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "sweep"
-    result = cgatrain("-m", "hydra/launcher=submitit_local", "algorithm=dpsgd", "optim.lr=0.1,-1", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=280)
+    # A resumed job is checked when it starts (against its saved config): this one fails in its submitit job.
+    result = cgatrain("-m", "hydra/launcher=submitit_local", "algorithm=dpsgd", "resume=null,/nonexistent/run", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=280)
     assert result.returncode != 0 and f"job failed: {sweep / '1'}" in result.stderr
     completed, failed = load_summary(sweep / "0"), load_summary(sweep / "1")
     assert completed is not None and completed.status == "completed"
-    assert failed is not None and failed.status == "failed" and "optim.lr must be >= 0" in (failed.error or "")
+    assert failed is not None and failed.status == "failed" and "resume=/nonexistent/run" in (failed.error or "")
 
 
 def test_submitit_slurm_job_takes_tasks_gpus_and_time_from_the_slurm_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,6 +71,11 @@ class Algorithm(ABC):
         return cls.mixing
 
     @classmethod
+    def topology_role(cls, hparams: Mapping[str, Any]) -> str | None:
+        """None when the agents talk along the topology's edges, else how they talk instead (for the banner)."""
+        return None
+
+    @classmethod
     def check_topology(cls, topology: Topology, hparams: Mapping[str, Any]) -> None:
         """Reject a topology this algorithm cannot run on (beyond `mixing`), before any process starts."""
 

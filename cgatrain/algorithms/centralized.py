@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.distributed as dist
 
@@ -16,6 +19,10 @@ class Centralized(Algorithm):
     rounds = ("grad_allreduce",)
     mixing = "none"
     hyperparameters = {"momentum": 0.9}
+
+    @classmethod
+    def topology_role(cls, hparams: Mapping[str, Any]) -> str | None:
+        return "gradients averaged by all-reduce every step"
 
     def setup(self) -> None:
         # Replicas must start equal even when agents drew different initial models.

@@ -50,6 +50,10 @@ class FedAvg(Algorithm):
     hyperparameters: ClassVar[dict[str, Any]] = {"client_fraction": 1.0, "local_epochs": 1, "local_steps": None}
 
     @classmethod
+    def topology_role(cls, hparams: Mapping[str, Any]) -> str | None:
+        return "a server averages the chosen clients' models each round"
+
+    @classmethod
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
         super().check_hyperparameters(hparams)
         merged = {**cls.hyperparameters, **hparams}

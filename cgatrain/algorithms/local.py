@@ -39,6 +39,13 @@ class LocalSGD(Algorithm):
             raise ValueError(f"algorithm.average_with must be one of {AVERAGE_WITH}, not {merged['average_with']!r}")
 
     @classmethod
+    def topology_role(cls, hparams: Mapping[str, Any]) -> str | None:
+        merged = {**cls.hyperparameters, **hparams}
+        if merged["average_every"] is None:
+            return "no communication at all"
+        return None if merged["average_with"] == "gossip" else f"models averaged by all-reduce every {merged['average_every']} steps"
+
+    @classmethod
     def required_mixing(cls, hparams: Mapping[str, Any]) -> str:
         merged = {**cls.hyperparameters, **hparams}
         # Gossip averaging must keep the mean of the models, as D-PSGD's does.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,15 @@ import torch
 
 class DataError(ValueError):
     """Raised for every dataset/partition configuration or feasibility problem."""
+
+
+@contextlib.contextmanager
+def options_of(section: str) -> Iterator[None]:
+    """DataErrors raised inside name their option by its config key: `option 'alpha'` -> `partition.alpha`."""
+    try:
+        yield
+    except DataError as error:
+        raise DataError(re.sub(r"option '(\w+)'", rf"{section}.\1", str(error))) from error
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,12 @@ class Trainer:
             f"cgatrain: {cfg['algorithm']['name']} | {self.world_size} agents | data {self.data.name} "
             f"({len(self.data.train_y)} train / {len(self.data.test_y)} test) split {cfg['partition']['name']} | "
             f"model {cfg['model']['name']} ({self.model.numel:,} params) | {self.steps} steps/epoch | {self.exchange.wire.describe()}\n"
-            f"{self.topology.describe()}\nrun dir: {self.run_dir}"
+            f"{self._topology_line()}\nrun dir: {self.run_dir}"
         )
+
+    def _topology_line(self) -> str:
+        role = type(self.algorithm).topology_role(self.cfg["algorithm"])
+        return self.topology.describe() if role is None else f"Topology: not used ({self.cfg['algorithm']['name']}: {role})"
 
     def _resume(self, path: str) -> None:
         directory, epoch, saved_world = checkpoint.resolve_resume(path)

@@ -1,0 +1,66 @@
+"""The parent's check of a whole command line: every sweep job composed and validated before any starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from cgatrain.precheck import check_command, check_job, expand_sweep, unknown_keys
+
+
+def test_sweep_jobs_are_numbered_as_hydras_basic_sweeper_numbers_them() -> None:
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = ["agents=2,3", "+train.extra=x,y", "seed=range(0,2)", "optim.lr=0.1"]
+    jobs = expand_sweep(overrides)
+    assert jobs == BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)[0]
+    assert jobs is not None and len(jobs) == 8 and jobs[1] == ["agents=2", "+train.extra=x", "seed=1", "optim.lr=0.1"]
+    assert expand_sweep(["algorithm=glob(d*)"]) is None  # Hydra lists a group's options itself
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["+train.epoch=2"], ["unknown config key train.epoch (did you mean train.epochs?)"]),
+        (["+optim.schedule.gama=0.9"], ["unknown config key optim.schedule.gama (did you mean optim.schedule.gamma?)"]),
+        (["+bogus=1"], ["unknown config key bogus; the top level takes: agents"]),
+        (["+model.widht=3"], ["unknown config key model.widht; model takes: activation, name"]),
+        (["data=cifar10", "+data.augmnt=true"], ["unknown config key data.augmnt (did you mean data.augment?)"]),
+        (["partition=dirichlet", "+partition.alfa=0.1"], ["unknown config key partition.alfa (did you mean partition.alpha?)"]),
+        (["+slurm.nodez=2"], ["unknown config key slurm.nodez (did you mean slurm.nodes?)"]),
+    ],
+)
+def test_keys_that_no_config_file_defines_are_named(overrides: list[str], expected: list[str]) -> None:
+    problems = unknown_keys(overrides)
+    assert len(problems) == len(expected) and all(problem.startswith(text) for problem, text in zip(problems, expected)), problems
+
+
+def test_defined_keys_group_options_and_experiments_pass() -> None:
+    assert unknown_keys(["experiment=cga_cifar10", "data.root=/x", "partition=class", "partition.assignment=random", "model=vgg11", "model.norm=batch"]) == []
+    assert unknown_keys(["algorithm=local", "algorithm.average_every=2", "~seed"]) == []
+    # algorithm, compressor and topology name their own unknown options (with what they take): not twice
+    assert unknown_keys(["+algorithm.bogus=1", "+topology.bogus=1", "+compressor.bogus=1"]) == []
+
+
+def test_a_job_reports_every_problem_with_full_key_names() -> None:
+    problems = check_job(["train.epoch=2", "partition=dirichlet", "partition.alpha=abc", "agents=0"])
+    assert problems[0].startswith("unknown config key train.epoch (did you mean train.epochs?)")  # Hydra refused the override
+    assert check_job(["partition=dirichlet", "partition.alpha=abc"]) == ["partition.alpha must be a number, got 'abc'"]
+    assert check_job(["+optim.lrr=1", "optim.lr=-1"]) == [unknown_keys(["+optim.lrr=1"])[0], "optim.lr must be >= 0, got -1.0"]
+    assert "Could not find 'algorithm/cgaa'" in check_job(["algorithm=cgaa"])[0]
+    assert check_job(["resume=/nonexistent/run", "agents=3"]) == []  # checked against its saved config when it starts
+
+
+def test_slurm_jobs_skip_the_checks_of_this_machines_data() -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    missing_data = ["data=cifar10", "data.root=/nonexistent/data"]
+    assert any("/nonexistent/data" in problem for problem in check_job(missing_data))
+    assert check_job(["hydra/launcher=submitit_slurm", *missing_data]) == []
+    assert check_job(["hydra/launcher=submitit_slurm", *missing_data, "optim.lr=-1"]) == ["optim.lr must be >= 0, got -1.0"]
+
+
+def test_only_runs_and_sweeps_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_command(["--help"]) is None and check_command(["--cfg", "job", "optim.lr=-1"]) is None
+    assert check_command(["optim.lr=0.1"]) is None
+    assert check_command(["-m", "optim.lr=0.1,-1"]) == 2
+    assert "1 of 2 sweep jobs have an invalid config; no job was started" in capsys.readouterr().err
