@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cgatrain.reporting.schema import load_summary
+
 SMOKE = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=4", "train.progress_bar=false", "checkpoint.enabled=false", "comm.timeout_s=60"]
 
 
@@ -105,8 +107,8 @@ def run_table(name: str, title: str, cells: list[Cell], argv: Sequence[str] | No
         if args.dry_run:
             continue
         completed = subprocess.run(command, check=False, capture_output=True, text=True)
-        summary_path = run_dir / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"status": "failed"}
+        record = load_summary(run_dir)  # the run record's one schema, as `cgatrain report` reads it
+        summary = record.to_dict() if record is not None else {"status": "failed"}
         if completed.returncode != 0:
             summary.setdefault("error", completed.stderr.strip().splitlines()[-1:] or ["no output"])
         results.append({"row": cell.row, "column": cell.column, "overrides": overrides, "returncode": completed.returncode, "summary": summary})
