@@ -10,9 +10,10 @@
 # Parts and their expected time on one H200 with 16 cores (full / --quick):
 #   tests     pytest -m gpu (tests/test_gpu.py, one test in test_vision_data.py)     4-6 min / same
 #   exchange  ring of 5 agents sharing GPU 0, staged Gloo; NCCL ring if >= 3 GPUs     1-2 min / < 1 min
-#   step      step time, VGG11 and ResNet-20, 5 agents on GPU 0 (+ NCCL if >= 3 GPUs)  3-5 min / 2-3 min
+#   step      step time, VGG11 and ResNet-20, 5 agents on GPU 0 (+ NCCL if >= 3 GPUs)  2-4 min / 1-2 min
 #   headline  40 agents, VGG11, CGA vs DPMSGD, without and with MPS                    4-7 min / 3-5 min
-# Each part is capped at 9 minutes (timeouts below), so `--part X` fits a 10-minute call.
+# Each part is capped at 9 minutes (timeouts below), so `--part X` fits a 10-minute call; on one GPU
+# `--part exchange --part step` together are capped at 7.5 minutes.
 # Output (flat, few files): env.txt, summary.txt, one log per part, one JSON per benchmark run.
 # Without CUDA every part says it is skipped and the script exits 0; it exits 1 if any part failed.
 # --dry-run prints the commands instead of running them; GPU_SUITE_GPUS=N pretends N GPUs (tests).
@@ -114,11 +115,11 @@ part_tests() {
 part_exchange() {
   local log="$OUT/exchange.log" quick=()
   [ "$QUICK" = 1 ] && quick=(--iters 200 --min-iters 20 --blocks 4 --warmup 5)
-  run_part exchange_staged 240 "$log" "$PY" benchmarks/exchange_throughput.py --agents 5 --device cuda --gpus 1 ${quick[@]+"${quick[@]}"} \
+  run_part exchange_staged 150 "$log" "$PY" benchmarks/exchange_throughput.py --agents 5 --device cuda --gpus 1 ${quick[@]+"${quick[@]}"} \
     --json "$OUT/exchange_staged.json"
   if [ "$GPUS" -ge 3 ]; then
     local agents=$((GPUS < 8 ? GPUS : 8))
-    run_part exchange_nccl 240 "$log" "$PY" benchmarks/exchange_throughput.py --agents "$agents" --device cuda --backend nccl ${quick[@]+"${quick[@]}"} \
+    run_part exchange_nccl 150 "$log" "$PY" benchmarks/exchange_throughput.py --agents "$agents" --device cuda --backend nccl ${quick[@]+"${quick[@]}"} \
       --json "$OUT/exchange_nccl.json"
   else
     note "exchange_nccl skipped: a NCCL ring needs >= 3 GPUs (one per agent), $GPUS visible"
@@ -131,13 +132,13 @@ part_step() {
   local common=(--data cifar10-shaped --batch-size 128 --algorithms dpmsgd cga cga:cross_grad_mode=loop --baseline dpmsgd
                 --epoch-samples 50000 --device cuda "${timing[@]}")
   for model in vgg11 resnet20; do
-    run_part "step_${model}_5_on_1gpu" 180 "$log" "$PY" benchmarks/step_time.py --agents 5 --gpus 1 --model "$model" "${common[@]}" \
+    run_part "step_${model}_5_on_1gpu" 150 "$log" "$PY" benchmarks/step_time.py --agents 5 --gpus 1 --model "$model" "${common[@]}" \
       --json "$OUT/step_time_${model}_5_on_1gpu.json"
   done
   if [ "$GPUS" -ge 3 ]; then
     local agents=$((GPUS < 5 ? GPUS : 5))
     for model in vgg11 resnet20; do
-      run_part "step_${model}_nccl" 90 "$log" "$PY" benchmarks/step_time.py --agents "$agents" --backend nccl --model "$model" "${common[@]}" \
+      run_part "step_${model}_nccl" 60 "$log" "$PY" benchmarks/step_time.py --agents "$agents" --backend nccl --model "$model" "${common[@]}" \
         --json "$OUT/step_time_${model}_${agents}_nccl.json"
     done
   else

@@ -52,6 +52,7 @@ def test_one_gpu_plans_the_shared_gpu_runs_and_skips_nccl(tmp_path: Path) -> Non
         part = line.split()[0].split("_")[0]
         limits[part] = limits.get(part, 0) + int(line.split("(timeout ")[1].split("s)")[0])
     assert max(limits.values()) <= 540, limits
+    assert limits["exchange"] + limits["step"] <= 540, "one 10-minute call runs --part exchange --part step"
 
 
 def test_planned_benchmark_commands_parse(tmp_path: Path) -> None:
