@@ -47,6 +47,8 @@ OUT="$(cd "$OUT" && pwd)"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 PY="${PYTHON:-$(command -v python || command -v python3)}"
 SUMMARY="$OUT/summary.txt"
+[ -n "$PY" ] || { echo "gpu_suite: no python or python3 on PATH (or set PYTHON)" >&2; exit 2; }
+command -v timeout >/dev/null || { echo "gpu_suite: needs coreutils timeout" >&2; exit 2; }
 FAILED=0
 
 note() { echo "$*" | tee -a "$SUMMARY"; }
