@@ -153,3 +153,17 @@ def test_batched_and_looped_cross_gradients_agree(model_kind: str) -> None:
     objective.flat_model.params.copy_(models[3])
     objective.self_gradient()
     torch.testing.assert_close(looped[3], objective.flat_model.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_batched_cross_gradients_draw_a_dropout_mask_per_model() -> None:
+    """The authors' CNN has dropout: vmap (auto's choice on GPUs) must run it, one mask per model as the loop does."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 32), nn.Dropout(0.5), nn.Linear(32, 3)).double()
+    objective = LocalObjective(FlatModel(module), nn.CrossEntropyLoss(), weight_decay=0.0)
+    objective.set_batch(torch.randn(16, 4, dtype=torch.float64), torch.randint(0, 3, (16,)))
+    same = objective.flat_model.params.detach().clone().expand(2, -1).contiguous()
+    batched = CrossGradients(objective, "batched").compute(same)
+    assert batched.shape == same.shape and bool(torch.isfinite(batched).all())
+    assert not torch.allclose(batched[0], batched[1]), "two models under one dropout mask"
+    module.eval()  # no dropout: batched and looped agree exactly again
+    torch.testing.assert_close(CrossGradients(objective, "batched").compute(same), CrossGradients(objective, "loop").compute(same), rtol=1e-10, atol=1e-12)

@@ -122,3 +122,17 @@ def test_host_rounds_count_host_seconds() -> None:
 def test_cuda_compute_over_gloo_must_be_staged() -> None:
     with pytest.raises(ValueError, match="must be staged"):
         Wire(torch.device("cuda", 0), "gloo", staged=False)
+
+
+def test_nccl_gets_device_id_for_eager_setup_where_torch_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgatrain.comm import process_group
+
+    gpu = torch.device("cuda", 1)
+    assert process_group.eager_init_kwargs("gloo", gpu) == {}
+    assert process_group.eager_init_kwargs("nccl", gpu) == {"device_id": gpu}  # torch >= 2.3
+
+    def init_without_device_id(backend=None, init_method=None, timeout=None, world_size=-1, rank=-1, store=None):  # torch 2.2's signature
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(process_group.dist, "init_process_group", init_without_device_id)
+    assert process_group.eager_init_kwargs("nccl", gpu) == {}

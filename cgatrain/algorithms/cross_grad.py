@@ -60,7 +60,8 @@ class CrossGradients:
             raise ValueError("cross_grad_mode=batched cannot handle BatchNorm in training mode; use auto or loop")
         self.batched = mode == "batched" or (mode == "auto" and prefer_batched(module, objective.flat_model.params.device))
         self._layout = [(name, p.shape, p.numel()) for name, p in module.named_parameters() if p.requires_grad]
-        self._batched_grad = vmap(grad(self._loss_at), in_dims=(0, None, None))
+        # Dropout draws its own mask per model, as the loop does (vmap's default refuses random ops).
+        self._batched_grad = vmap(grad(self._loss_at), in_dims=(0, None, None), randomness="different")
         self._scratch: LocalObjective | None = None
 
     def _loss_at(self, params: dict[str, torch.Tensor], inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

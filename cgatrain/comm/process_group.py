@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 import re
 from collections.abc import Mapping
@@ -110,8 +111,7 @@ def init_comm(
     if device.type == "cuda":
         torch.cuda.set_device(device)
     timeout = datetime.timedelta(seconds=timeout_s)
-    # device_id makes NCCL build its communicator now, not at the first collective (pytorch#108378).
-    kwargs = {"device_id": device} if backend == "nccl" else {}
+    kwargs = eager_init_kwargs(backend, device)
     if store is None:
         dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size, timeout=timeout, **kwargs)
     else:
@@ -120,6 +120,16 @@ def init_comm(
     warm = torch.ones(1, device=device if backend == "nccl" else "cpu")
     dist.all_reduce(warm)
     return device
+
+
+def eager_init_kwargs(backend: str, device: torch.device) -> dict[str, torch.device]:
+    """`device_id` for NCCL, so it builds its communicator now, not at the first collective (pytorch#108378).
+
+    torch 2.2 has no `device_id`; there the warm-up all-reduce of `init_comm` builds it just as early.
+    """
+    if backend != "nccl" or "device_id" not in inspect.signature(dist.init_process_group).parameters:
+        return {}
+    return {"device_id": device}
 
 
 def teardown_comm() -> None:

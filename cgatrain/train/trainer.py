@@ -23,7 +23,7 @@ from cgatrain.models import build_model, loss_fn
 from cgatrain.reporting import Reporter, write_json
 from cgatrain.reporting.schema import AgentResult, EpochRecord, RunSummary
 from cgatrain.topology import build_topology
-from cgatrain.train import lifecycle, metrics
+from cgatrain.train import lifecycle, metrics, rng
 from cgatrain.train.generalization import train_accuracy_scores
 from cgatrain.train.schedule import learning_rate_at
 from cgatrain.train.sync_index import SyncIndex
@@ -108,7 +108,7 @@ class Trainer:
         self.model.load_state_dict(state)
         self.algorithm.load_state_dict(state["algorithm"])
         self.exchange.load_state_dict(state["exchange"])
-        torch.set_rng_state(state["rng"])
+        rng.load_rng_state(state, self.device)
         self.compute_seconds = float(state.get("compute_seconds", 0.0))
         self.start_epoch = epoch
         self.resume_progress = dict(state.get("epoch_progress", {}))
@@ -263,7 +263,7 @@ class Trainer:
             **self.model.state_dict(),
             "algorithm": {k: v.detach().cpu() for k, v in self.algorithm.state_dict().items()},
             "exchange": self.exchange.state_dict(),
-            "rng": torch.get_rng_state(),
+            **rng.rng_state(self.device),  # CPU generator, plus the GPU's on CUDA
             "compute_seconds": self.compute_seconds,
             "epoch_progress": progress or {},
         }
