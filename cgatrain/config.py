@@ -40,8 +40,18 @@ def _number(value: Any, key: str) -> float:
         raise ValueError(f"{key} must be a number, got {value!r}") from None
 
 
+def _check_flags(cfg: Mapping[str, Any]) -> None:
+    """true/false options: a string such as 'maybe' would otherwise read as true."""
+    for section, key in ((None, "same_init"), (None, "resume_override"), ("train", "eval_train"), ("train", "progress_bar"), ("checkpoint", "enabled")):
+        value = (cfg if section is None else cfg[section]).get(key, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"{key if section is None else section + '.' + key} must be true or false, got {value!r}")
+
+
 def _check_numbers(cfg: Mapping[str, Any]) -> None:
     _positive_int(cfg["agents"], "agents")
+    _positive_int(cfg["seed"], "seed", minimum=0)
+    _positive_int(cfg["train"].get("log_every", 10), "train.log_every")
     _positive_int(cfg["train"]["epochs"], "train.epochs")
     _positive_int(cfg["train"]["batch_size"], "train.batch_size")
     if cfg["train"].get("steps_per_epoch") is not None:
@@ -78,7 +88,7 @@ def _check_data(cfg: Mapping[str, Any]) -> None:
         raise DataError(f"train.eval_train scores training accuracy, but data={data.name} is a {data.task} task")
     with options_of("partition"):
         shards = partition_indices(data.train_labels, int(cfg["agents"]), cfg["partition"], int(cfg["seed"]))
-    check_model_input(cfg["model"], data.input_shape)
+    check_model_input(cfg["model"], data.input_shape, data.num_classes)
     if min(len(shard) for shard in shards) == 0:
         raise DataError("some agent would get no training data")
 
@@ -115,13 +125,14 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None, on_this_ma
             return None
 
     attempt(_check_numbers, cfg)
+    attempt(_check_flags, cfg)
     algorithm = attempt(get_algorithm, cfg["algorithm"]["name"])
     if algorithm is not None:
         attempt(algorithm.check_hyperparameters, cfg["algorithm"])
         compressor = attempt(resolve_compressor, cfg.get("compressor"), algorithm)
         if compressor is not None:
             attempt(build_compressor, compressor)
-    if isinstance(cfg.get("agents"), int) and cfg["agents"] >= 1:
+    if all(isinstance(cfg.get(key), int) and not isinstance(cfg[key], bool) and cfg[key] >= minimum for key, minimum in (("agents", 1), ("seed", 0))):
         topology = attempt(build_topology, cfg["topology"], int(cfg["agents"]), int(cfg["seed"]))
         if topology is not None and algorithm is not None:
             attempt(topology.validate, algorithm.required_mixing(cfg["algorithm"]))

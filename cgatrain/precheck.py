@@ -8,12 +8,16 @@ Runs that resume (`resume=...`) are checked against their saved config when thei
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import re
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 # Sections whose component refuses unknown options itself, naming what it takes.
 SELF_CHECKED = ("algorithm", "compressor", "topology", "hydra")
@@ -54,19 +58,34 @@ def _new_keys(full: Mapping[str, Any], reference: Mapping[str, Any], prefix: str
             yield from _new_keys(value, reference[key], f"{prefix}{key}.")
 
 
-def unknown_keys(overrides: list[str]) -> list[str]:
+def unknown_keys(overrides: list[str], composed: DictConfig | None = None) -> list[str]:
     """A problem for each key the overrides add (`+train.epoch=2`) that no config file defines."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     from cgatrain.cli import compose_config
 
-    groups = config_groups()
-    selections = [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
-                  if o.key_or_group.split("/")[0] in groups or o.key_or_group.startswith("hydra")]
-    full = OmegaConf.to_container(compose_config(overrides), resolve=False)
-    reference = OmegaConf.to_container(compose_config(selections), resolve=False)
+    full = OmegaConf.to_container(compose_config(overrides) if composed is None else composed, resolve=False)
+    reference = _reference(tuple(_selections(overrides)))
     return [_unknown(key, beside) for key, beside in _new_keys(full, reference) if key.split(".")[0] not in SELF_CHECKED]  # type: ignore[arg-type]
+
+
+def _selections(overrides: list[str]) -> list[str]:
+    """The overrides that pick config files (group options, experiments, Hydra's launcher), not values."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups = config_groups()
+    return [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
+            if o.key_or_group.split("/")[0] in groups or o.key_or_group.startswith("hydra")]
+
+
+@functools.lru_cache(maxsize=64)
+def _reference(selections: tuple[str, ...]) -> dict[str, Any]:
+    """Every key the chosen config files define (sweep jobs share it)."""
+    from omegaconf import OmegaConf
+
+    from cgatrain.cli import compose_config
+
+    return OmegaConf.to_container(compose_config(list(selections)), resolve=False)  # type: ignore[return-value]
 
 
 def _unknown(key: str, beside: Mapping[str, Any]) -> str:
@@ -89,10 +108,10 @@ def _missing_key(overrides: list[str], key: str) -> str:
     return _unknown(key, node if isinstance(node, dict) else {})
 
 
-def key_problems(overrides: list[str]) -> list[str]:
+def key_problems(overrides: list[str], composed: DictConfig | None = None) -> list[str]:
     """The overrides' unknown keys, and Hydra's refusal to compose them (a missing group option...) as a problem."""
     try:
-        return unknown_keys(overrides)
+        return unknown_keys(overrides, composed)
     except Exception as error:  # Hydra's own refusals say what is wrong; a missing key gets ours, with the keys that exist
         missing = re.match(r"Could not override '([\w.]+)'", str(error))
         return [_missing_key(overrides, missing.group(1)) if missing else str(error).strip()]
@@ -105,15 +124,18 @@ def check_job(overrides: list[str]) -> list[str]:
     from cgatrain.cli import compose_config
     from cgatrain.config import ConfigError, validate
 
-    problems = key_problems(overrides)
     try:
         composed = compose_config(overrides, return_hydra_config=True)
-        target = str(OmegaConf.select(composed, "hydra.launcher._target_", default=""))
-        with open_dict(composed):
-            del composed["hydra"]
+    except Exception:  # Hydra refuses it: key_problems says why
+        return key_problems(overrides)
+    target = str(OmegaConf.select(composed, "hydra.launcher._target_", default=""))
+    with open_dict(composed):
+        del composed["hydra"]
+    problems = key_problems(overrides, composed)
+    try:
         cfg = OmegaConf.to_container(composed, resolve=True)
-    except Exception as error:  # key_problems has said why Hydra cannot compose it
-        return problems or [str(error).strip()]
+    except Exception as error:  # an interpolation that cannot resolve
+        return [*problems, str(error).strip()]
     if cfg.get("resume"):  # type: ignore[union-attr]
         return problems  # checked against the saved config when the job starts
     try:

@@ -46,6 +46,18 @@ def test_default_and_example_configs_are_valid() -> None:
         (["train.steps_per_epoch=-2"], "train.steps_per_epoch"),
         (["algorithm=scsp", "topology=directed_ring", "algorithm.gossip_eta=5"], "gossip_eta"),
         (["algorithm=scsp", "topology=directed_ring", "algorithm.gossip_every=-3"], "gossip_every"),
+        (["seed=abc"], "seed must be an integer >= 0, got 'abc'"),
+        (["same_init=maybe"], "same_init must be true or false, got 'maybe'"),
+        (["train.log_every=0"], "train.log_every must be an integer >= 1, got 0"),
+        (["model.activation=tanh"], "model=cnn with model.activation='tanh' on inputs (1, 8, 8): unknown activation 'tanh'"),
+        (["model=resnet20", "model.norm=group", "model.groups=5"], "model.groups=5 does not divide 16 channels"),
+        (["model=mlp", "model.hidden=abc"], "model=mlp with model.hidden='abc'"),
+        (["model=lenet5"], "lenet5 needs inputs of at least 16x16 pixels, got 8x8"),
+        (["algorithm=ngo", "algorithm.p=abc"], "algorithm.p must be a number, got 'abc'"),
+        (["algorithm=sparse_push", "topology=directed_ring", "compressor=qsgd", "compressor.bits=3"], "compressor.bits must be one of (1, 2, 4, 8), got 3"),
+        (["algorithm=sparse_push", "topology=directed_ring", "compressor=topk", "compressor.fraction=1.5"], "compressor.fraction must be a number in (0, 1], got 1.5"),
+        (["data.test_fraction=2"], "data.test_fraction must be in (0, 1), got 2.0"),
+        (["partition=dirichlet", "partition.alpha=abc"], "partition.alpha must be a number, got 'abc'"),
     ],
 )
 def test_bad_values_are_rejected(overrides: list[str], message: str) -> None:

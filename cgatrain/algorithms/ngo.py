@@ -71,6 +71,9 @@ class NGO(Algorithm):
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
         super().check_hyperparameters(hparams)
         merged = {**cls.hyperparameters, **hparams}
+        for key in ("p", "gamma"):
+            if isinstance(merged[key], bool) or not isinstance(merged[key], int | float):
+                raise ValueError(f"algorithm.{key} must be a number, got {merged[key]!r}")
         if not 0.5 <= float(merged["p"]) <= 2.0:
             raise ValueError(f"algorithm.p must lie in [0.5, 2] (p = 1 is linear gossip), got {merged['p']}")
         if not float(merged["gamma"]) > 0.0:
@@ -90,6 +93,8 @@ class NGO(Algorithm):
         Checked on every sampled graph of the topology and, for per-step families, on the densest graph a step can draw.
         """
         merged = {**cls.hyperparameters, **hparams}
+        if isinstance(merged["gamma"], bool) or not isinstance(merged["gamma"], int | float) or not isinstance(merged["delay"], int):
+            return  # check_hyperparameters names the bad option
         gamma, delay = float(merged["gamma"]), int(merged["delay"])
         weights = [W for _, W in topology.worst_case_graphs()]
         degree = max(max_weighted_degree(W) for W in weights)

@@ -20,8 +20,8 @@ LEVEL_BITS = (1, 2, 4, 8)  # widths that divide a byte, so no level straddles tw
 
 def check_level_bits(bits: int) -> int:
     """`bits` as an int, or ValueError unless it is one of LEVEL_BITS."""
-    if isinstance(bits, bool) or int(bits) != bits or int(bits) not in LEVEL_BITS:
-        raise ValueError(f"bits must be one of {LEVEL_BITS}, got {bits!r}")
+    if isinstance(bits, bool) or not isinstance(bits, int | float) or int(bits) != bits or int(bits) not in LEVEL_BITS:
+        raise ValueError(f"compressor.bits must be one of {LEVEL_BITS}, got {bits!r}")
     return int(bits)
 
 

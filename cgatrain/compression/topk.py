@@ -15,9 +15,9 @@ _MAX_INDEXABLE = torch.iinfo(INDEX_DTYPE).max + 1  # int32 indices address at mo
 
 def check_fraction(fraction: float) -> float:
     """`fraction` as a float, or ValueError unless it lies in (0, 1]."""
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 < float(fraction) <= 1.0:
+        raise ValueError(f"compressor.fraction must be a number in (0, 1], got {fraction!r}")
     value = float(fraction)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
     return value
 
 

@@ -62,7 +62,7 @@ def _load_digits(cfg: Mapping[str, Any]) -> DatasetSplit:
     """scikit-learn's bundled 8x8 digits, standardized with the train pixels' mean/std, stratified split."""
     test_fraction = float_option(cfg, "test_fraction", 0.2)
     if not 0.0 < test_fraction < 1.0:
-        raise DataError(f"digits: test_fraction must be in (0, 1), got {test_fraction}")
+        raise DataError(f"data.test_fraction must be in (0, 1), got {test_fraction}")
     table = np.loadtxt(_digits_file(), delimiter=",", dtype=np.float32)
     images, labels = table[:, :-1].reshape(-1, 1, 8, 8) / 16.0, table[:, -1].astype(np.int64)
     train, test = _stratified_split(labels, test_fraction, int_option(cfg, "split_seed", 0))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from cgatrain.models.authors_cnn import AuthorsCNN
@@ -20,8 +23,12 @@ KNOWN_MODELS = ("cnn", "cnn_authors", "lenet5", "linear", "mlp", "resnet18", "re
 IMAGE_MODELS = ("cnn", "cnn_authors", "lenet5", "resnet18", "resnet20", "resnet110", "vgg11")
 
 
-def check_model_input(cfg: Mapping[str, Any], input_shape: tuple[int, ...]) -> None:
-    """Reject an unknown model, a bad `model.norm`, or image models on non-image data (in the parent)."""
+def check_model_input(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int | None = None) -> None:
+    """Reject an unknown model, a bad `model.norm`, image models on non-image data, or options it cannot be built with.
+
+    With `num_classes`, the model is built once on the meta device (no memory, no compute), so that every
+    option the constructors refuse is refused in the parent, before any agent starts.
+    """
     name = cfg.get("name")
     if name not in KNOWN_MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
@@ -31,6 +38,20 @@ def check_model_input(cfg: Mapping[str, Any], input_shape: tuple[int, ...]) -> N
     if norm is not None and norm not in NORMS:
         raise ValueError(f"model.norm must be one of {NORMS}, not {norm!r}")
     check_buffer_mode(str(cfg.get("buffers") or "local"))
+    if num_classes is not None:
+        _check_builds(json.dumps(dict(cfg), sort_keys=True, default=str), tuple(int(d) for d in input_shape), int(num_classes))
+
+
+@functools.lru_cache(maxsize=32)
+def _check_builds(cfg_json: str, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """Build on the meta device; a refusal names the model and its options (sweep jobs share the result)."""
+    cfg = json.loads(cfg_json)
+    try:
+        with torch.device("meta"):
+            build_model(cfg, input_shape, num_classes)
+    except (ValueError, TypeError, RuntimeError) as error:
+        options = ", ".join(f"model.{key}={value!r}" for key, value in cfg.items() if key != "name")
+        raise ValueError(f"model={cfg.get('name')}{' with ' + options if options else ''} on inputs {input_shape}: {error}") from None
 
 
 def build_model(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:

@@ -110,7 +110,7 @@ def torus_graph(n: int, rows: int | None = None, cols: int | None = None) -> np.
     elif rows is None or cols is None:
         given = rows if rows is not None else cols
         if given < 1 or n % given != 0:
-            raise TopologyError(f"graph 'torus': {given} does not divide n={n}")
+            raise TopologyError(f"graph 'torus': {'rows' if rows is not None else 'cols'}={given} does not divide n={n}")
         rows, cols = (given, n // given) if rows is not None else (n // given, given)
     if rows < 1 or cols < 1 or rows * cols != n:
         raise TopologyError(f"graph 'torus': rows * cols must equal n={n}, got rows={rows}, cols={cols}")
