@@ -107,11 +107,14 @@ def _print_summary(run_dir: Path) -> None:
     mb_sent = f"MB sent/agent (mean) {summary.mb_sent_per_agent or 0:.2f}"
     if summary.mb_sent_per_agent_min is not None and summary.mb_sent_per_agent_min != summary.mb_sent_per_agent_max:
         mb_sent += f" (min {summary.mb_sent_per_agent_min:.2f}, max {summary.mb_sent_per_agent_max:.2f})"
+    epochs = summary.epochs_completed
+    when = f"in epoch {epochs + 1}" if summary.status == "diverged" else f"after {epochs} epoch{'' if epochs == 1 else 's'}"
+    files = [name for name in ("summary.json", "metrics.jsonl", "config.yaml", "cgatrain.log", "checkpoints/") if (run_dir / name).exists()]
     text = (
-        f"\nstatus: {summary.status} after {summary.epochs_completed} epoch{'' if summary.epochs_completed == 1 else 's'} | "
+        f"\nstatus: {summary.status} {when} | "
         f"averaged-model test acc {pct(summary.consensus_test_accuracy)} | agents' acc mean {pct(summary.agent_test_accuracy_mean)} "
         f"min {pct(summary.agent_test_accuracy_min)} | {mb_sent} | "
-        f"{summary.wall_seconds or 0:.1f} s\nrun files: {run_dir} (summary.json, metrics.jsonl, config.yaml, cgatrain.log, checkpoints/)"
+        f"{summary.wall_seconds or 0:.1f} s\nrun files: {run_dir} ({', '.join(files)})"
     )
     print(text, flush=True)
     append_log(run_dir, text)

@@ -86,6 +86,7 @@ def test_multirun_sweep_survives_diverged_and_failed_jobs(tmp_path: Path) -> Non
     statuses = [summary(sweep / str(job))["status"] for job in range(4)]
     assert statuses == ["completed", "failed", "diverged", "failed"], result.stderr[-3000:]
     assert "resume=/nonexistent/run" in summary(sweep / "1")["error"]
+    assert "status: diverged in epoch " in result.stdout  # not "after 0 epochs"
     assert result.returncode == 1 and "2 of the sweep's jobs failed" in result.stderr  # reported at the end, after the sweep went on
 
 
@@ -160,3 +161,14 @@ def test_srun_environment_maps_to_ranks(tmp_path: Path) -> None:
     assert all(process.returncode == 0 for process in processes), outputs
     assert [p.name for p in (tmp_path / "outputs" / "slurm").iterdir()] == ["4242.0"]
     assert summary(tmp_path / "outputs" / "slurm" / "4242.0")["agents"] == 2
+
+
+def test_status_line_lists_only_the_files_the_run_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cgatrain.cli import _print_summary
+    from cgatrain.reporting.schema import RunSummary, write_summary
+
+    write_summary(tmp_path, RunSummary(status="completed", epochs_completed=1, run_dir=str(tmp_path)))
+    (tmp_path / "config.yaml").write_text("agents: 2\n")
+    _print_summary(tmp_path)
+    out = capsys.readouterr().out
+    assert "status: completed after 1 epoch |" in out and f"run files: {tmp_path} (summary.json, config.yaml)" in out
