@@ -113,7 +113,8 @@ def _load_mnist_idx(cfg: Mapping[str, Any]) -> DatasetSplit:
     directory = (Path.cwd() / str(cfg.get("path") or "../shared/data/mnist-t10k")).resolve()
     expected = ", ".join(f"{stem}[.gz]" for stem in _MNIST_FILES.values())
     if _find_idx(directory, _MNIST_FILES["test_images"]) is None or _find_idx(directory, _MNIST_FILES["test_labels"]) is None:
-        raise DataError(f"mnist_idx: no MNIST IDX files in {directory}; expected {expected} (train-* optional)")
+        raise DataError(f"mnist_idx: no MNIST IDX files in {directory} (data.path={cfg.get('path')!r}, resolved against the current "
+                        f"directory); expected {expected} (train-* optional). Point data.path at the folder that holds them")
     test_images, test_labels = _read_mnist_pair(directory, _MNIST_FILES["test_images"], _MNIST_FILES["test_labels"])
     has_train = all(_find_idx(directory, _MNIST_FILES[key]) is not None for key in ("train_images", "train_labels"))
     if has_train:
