@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import os
 import sys
 import time
@@ -110,10 +111,12 @@ def _print_summary(run_dir: Path) -> None:
     epochs = summary.epochs_completed
     when = f"in epoch {epochs + 1}" if summary.status == "diverged" else f"after {epochs} epoch{'' if epochs == 1 else 's'}"
     files = [name for name in ("summary.json", "metrics.jsonl", "config.yaml", "cgatrain.log", "checkpoints/") if (run_dir / name).exists()]
+    scores = (f"averaged-model test acc {pct(summary.consensus_test_accuracy)} | agents' acc mean {pct(summary.agent_test_accuracy_mean)} "
+              f"min {pct(summary.agent_test_accuracy_min)}")
+    if summary.consensus_test_accuracy is None and summary.consensus_test_loss is not None:  # regression: losses, no accuracy
+        scores = f"averaged-model test loss {summary.consensus_test_loss:.4g} | final train loss {summary.final_train_loss or math.nan:.4g}"
     text = (
-        f"\nstatus: {summary.status} {when} | "
-        f"averaged-model test acc {pct(summary.consensus_test_accuracy)} | agents' acc mean {pct(summary.agent_test_accuracy_mean)} "
-        f"min {pct(summary.agent_test_accuracy_min)} | {mb_sent} | "
+        f"\nstatus: {summary.status} {when} | {scores} | {mb_sent} | "
         f"{summary.wall_seconds or 0:.1f} s\nrun files: {run_dir} ({', '.join(files)})"
     )
     print(text, flush=True)

@@ -172,3 +172,12 @@ def test_status_line_lists_only_the_files_the_run_wrote(tmp_path: Path, capsys: 
     _print_summary(tmp_path)
     out = capsys.readouterr().out
     assert "status: completed after 1 epoch |" in out and f"run files: {tmp_path} (summary.json, config.yaml)" in out
+
+
+def test_status_line_of_a_regression_run_shows_losses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cgatrain.cli import _print_summary
+    from cgatrain.reporting.schema import RunSummary, write_summary
+
+    write_summary(tmp_path, RunSummary(status="completed", epochs_completed=2, consensus_test_loss=2.5, final_train_loss=3.0, run_dir=str(tmp_path)))
+    _print_summary(tmp_path)
+    assert "status: completed after 2 epochs | averaged-model test loss 2.5 | final train loss 3 |" in capsys.readouterr().out
