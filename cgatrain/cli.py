@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cgatrain.comm import LaunchEnv, detect_launch_env
+from cgatrain.comm.launch_env import LaunchEnv, detect_launch_env
 
 FAILED_JOBS: list[str] = []
 
