@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +14,7 @@ from cgatrain.compression import build_compressor
 from cgatrain.data import DataError, partition_indices
 from cgatrain.data.agent_data import check_data_options
 from cgatrain.data.common import options_of
-from cgatrain.data.datasets import describe_dataset, prepare_dataset
+from cgatrain.data.datasets import DatasetInfo, describe_dataset, prepare_dataset
 from cgatrain.models import check_model_input
 from cgatrain.topology import TopologyError, build_topology
 from cgatrain.train.schedule import check_schedule
@@ -80,7 +82,7 @@ def _check_backend(cfg: Mapping[str, Any], local_agents: int) -> None:
 def _check_data(cfg: Mapping[str, Any]) -> None:
     with options_of("data"):
         prepare_dataset(cfg["data"])  # downloads (data.download=true) happen here, once, before any agent starts
-        data = describe_dataset(cfg["data"])  # labels only: no image is decoded in the parent
+        data = _described(json.dumps(cfg["data"], sort_keys=True, default=str))  # labels only: no image is decoded in the parent
         check_data_options(cfg["data"], data.name)
     if cfg["partition"]["name"] != "iid" and data.task != "classification":
         raise DataError(f"partition={cfg['partition']['name']} needs class labels, but data={data.name} is a {data.task} task")
@@ -91,6 +93,12 @@ def _check_data(cfg: Mapping[str, Any]) -> None:
     check_model_input(cfg["model"], data.input_shape, data.num_classes)
     if min(len(shard) for shard in shards) == 0:
         raise DataError("some agent would get no training data")
+
+
+@functools.lru_cache(maxsize=8)
+def _described(data_cfg_json: str) -> DatasetInfo:
+    """describe_dataset, read once for all the jobs of a sweep that share a data config."""
+    return describe_dataset(json.loads(data_cfg_json))
 
 
 def _check_resume(cfg: Mapping[str, Any]) -> None:
