@@ -238,3 +238,17 @@ def test_docs_reproduction_scripts_end_in_report_calls_that_parse(tmp_path: Path
         for spec in args.derive:
             derived.parse_derived(spec)
         derived.parse_where(args.where)
+
+
+def test_runs_without_config_add_no_none_seed_to_the_header(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "a0", "cga", 0, "completed", 0.9)
+    _fake_run(tmp_path / "a10", "cga", 10, "completed", 0.8)
+    _fake_run(tmp_path / "a2", "cga", 2, "completed", 0.8)
+    (tmp_path / "r").mkdir()  # a resumed job that failed at its start: summary.json only
+    write_summary(tmp_path / "r", RunSummary(status="failed", algorithm="cga", error="ConfigError: resume: no checkpoint"))
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path), "--by", "topology.graph", "--no-plots", "--out", str(out)]) == 0
+    header = (out / "report.md").read_text().splitlines()[2]
+    assert "seeds 0, 2, 10; 1 run without config.yaml." in header and "None" not in header
+    failed = next(row for row in _csv_rows(out / "runs.csv") if row["status"] == "failed")
+    assert failed["method"] == "cga"  # named from its summary
