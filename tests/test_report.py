@@ -292,3 +292,13 @@ def test_runs_without_config_add_no_none_seed_to_the_header(tmp_path: Path) -> N
     assert "seeds 0, 2, 10; 1 run without config.yaml." in header and "None" not in header
     failed = next(row for row in _csv_rows(out / "runs.csv") if row["status"] == "failed")
     assert failed["method"] == "cga"  # named from its summary
+
+
+def test_a_requested_plot_no_run_recorded_is_named_not_silently_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    _two_lr_runs(tmp_path / "sweep")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "sweep"), "--by", "optim.lr", "--plot", "agent_train_accuracy_mean", "consensus_test_accuracy", "--out", str(out)]
+    assert report.main(argv) == 0
+    assert "plot agent_train_accuracy_mean not drawn: none of the selected runs recorded it" in capsys.readouterr().err
+    assert sorted(path.name for path in (out / "plots").iterdir()) == ["consensus_test_accuracy.png"]
