@@ -7,13 +7,18 @@ writes results.json and table.md (the consensus model's test accuracy per cell) 
 Common flags: --data-root (where the data sets are, default data/), --out (default
 reproductions/out/<script>), --agents (replace the paper's agent counts, e.g. on a small machine),
 --epochs, --smoke (one short run per distinct setting: for tests and first tries), --dry-run (print
-the commands only); anything after `--` is passed to every run as extra overrides.
+the commands only, ready to paste); anything after `--` is passed to every run as extra overrides.
+
+Before the first run, the first cell of each data set is composed and validated in-process (a missing
+data set or a bad override ends the script with status 2 in seconds, before any run). A cell that fails
+has its error printed at once and listed under the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -88,32 +93,56 @@ def _select(cells: list[Cell], args: argparse.Namespace) -> list[Cell]:
     return chosen
 
 
+def _overrides(cell: Cell, args: argparse.Namespace, extra: list[str], run_dir: Path, data_root: str) -> list[str]:
+    overrides = [*cell.overrides, f"data.root={data_root}", f"hydra.run.dir={run_dir}"]
+    if cell.agents is not None:
+        overrides.append(f"agents={cell.agents}")
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    return overrides + (SMOKE if args.smoke else []) + extra
+
+
+def precheck(jobs: list[tuple[str, list[str]]]) -> list[str]:
+    """The problems of the first (name, overrides) job of each data set (`experiment=`/`data=` choice), as `cgatrain` would refuse them."""
+    from cgatrain.precheck import check_job
+
+    firsts: dict[tuple[str, ...], tuple[str, list[str]]] = {}
+    for name, overrides in jobs:
+        firsts.setdefault(tuple(o for o in overrides if o.startswith(("experiment=", "data="))), (name, overrides))
+    return [f"{name}: {problem}" for name, overrides in firsts.values() for problem in check_job(overrides)]
+
+
+def _error(summary: dict, stderr: str) -> str:
+    """Why a cell failed: its summary's error, else the last lines the run wrote to stderr."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return str(summary.get("error") or "\n".join(lines[-5:]) or "no output")
+
+
 def run_table(name: str, title: str, cells: list[Cell], argv: Sequence[str] | None = None) -> int:
-    """Run a table's cells; write results.json and table.md; exit status 1 if any run failed."""
+    """Run a table's cells; write results.json and table.md; exit status 1 if any run failed, 2 if none could start."""
     args, extra = parse_args(title, argv)
     out = Path(args.out or Path("reproductions") / "out" / name).resolve()
     data_root = str(Path(args.data_root).resolve())
+    jobs = [(cell, out / f"{index:03d}") for index, cell in enumerate(_select(cells, args))]
+    jobs_overrides = [_overrides(cell, args, extra, run_dir, data_root) for cell, run_dir in jobs]
+    if args.dry_run:
+        for overrides in jobs_overrides:
+            print(shlex.join([sys.executable, "-m", "cgatrain", *overrides]))
+        return 0
+    if problems := precheck([(f"{cell.row} / {cell.column}", overrides) for (cell, _), overrides in zip(jobs, jobs_overrides)]):
+        print("error: the table's runs cannot start; no run was made:\n  - " + "\n  - ".join(problems), file=sys.stderr)
+        return 2
     results = []
-    for index, cell in enumerate(_select(cells, args)):
-        run_dir = out / f"{index:03d}"
-        overrides = [*cell.overrides, f"data.root={data_root}", f"hydra.run.dir={run_dir}"]
-        if cell.agents is not None:
-            overrides.append(f"agents={cell.agents}")
-        if args.epochs is not None:
-            overrides.append(f"train.epochs={args.epochs}")
-        overrides += (SMOKE if args.smoke else []) + extra
+    for (cell, run_dir), overrides in zip(jobs, jobs_overrides):
         command = [sys.executable, "-m", "cgatrain", *overrides]
-        print("+ " + " ".join(command[1:]), flush=True)
-        if args.dry_run:
-            continue
+        print("+ " + shlex.join(command), flush=True)
         completed = subprocess.run(command, check=False, capture_output=True, text=True)
         record = load_summary(run_dir)  # the run record's one schema, as `cgatrain report` reads it
         summary = record.to_dict() if record is not None else {"status": "failed"}
         if completed.returncode != 0:
-            summary.setdefault("error", completed.stderr.strip().splitlines()[-1:] or ["no output"])
+            summary["error"] = _error(summary, completed.stderr)
+            print(f"  failed ({cell.row} / {cell.column}): {summary['error']}", file=sys.stderr, flush=True)
         results.append({"row": cell.row, "column": cell.column, "overrides": overrides, "returncode": completed.returncode, "summary": summary})
-    if args.dry_run:
-        return 0
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     table = format_table(title, results)
@@ -136,4 +165,8 @@ def format_table(title: str, results: list[dict]) -> str:
 
     lines = [f"## {title}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     lines += [f"| {row} | " + " | ".join(text(cell.get((row, column))) for column in columns) + " |" for row in rows]
+    failed = [r for r in results if r.get("returncode", 0) != 0]
+    if failed:
+        lines += ["", f"Failed cells ({len(failed)}):"]
+        lines += [f"- {r['row']} / {r['column']}: " + str(r["summary"].get("error") or "no output").replace("\n", " | ") for r in failed]
     return "\n".join(lines) + "\n"

@@ -238,3 +238,67 @@ def test_docs_reproduction_scripts_end_in_report_calls_that_parse(tmp_path: Path
         for spec in args.derive:
             derived.parse_derived(spec)
         derived.parse_where(args.where)
+
+
+def _two_lr_runs(root: Path) -> None:
+    """Two runs differing in optim.lr; the second alone has optim.momentum; both record a scalar and a per-step extra."""
+    for job, lr in enumerate((0.01, 0.05)):
+        config = {"algorithm": {"name": "cga"}, "optim": {"lr": lr, **({"momentum": 0.9} if job else {})}, "seed": job, "agents": 2}
+        rows = [{"epoch": 1, "consensus_test_accuracy": 0.5, "qp_changed_fraction": 0.1, "consensus_distance_by_step": [[0, 1.0]]}]
+        _run_dir(root / str(job), config, ["algorithm=cga", f"optim.lr={lr}"], rows)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--by", "optim.lrr"], "--by optim.lrr: no run has config key optim.lrr (did you mean optim.lr"),
+    (["--label", "algorithm", "optim.lrr"], "--label optim.lrr: no run has config key optim.lrr (did you mean optim.lr"),
+    (["--where", "optim.lrr=0.01"], "--where optim.lrr: no run has config key optim.lrr (did you mean optim.lr"),
+    (["--metric", "qp_changed_fractio"], "--metric qp_changed_fractio: no run has metric qp_changed_fractio (did you mean qp_changed_fraction"),
+    (["--metric", "no_such_metric@last2"], "--metric no_such_metric@last2: no run has metric"),
+    (["--metric", "consensus_distance_by_step"], "use --step-metric consensus_distance_by_step"),
+    (["--derive", "gap=consensus_test_accuracy-qp_changed"], "qp_changed: no run has metric qp_changed (did you mean qp_changed_fraction"),
+    (["--best", "optim.lr", "consensus_test_acc"], "--best consensus_test_acc: no run has metric consensus_test_acc (did you mean consensus_test_accuracy"),
+    (["--step-metric", "consensus_distance_by_stp"], "(did you mean consensus_distance_by_step?)"),
+    (["--plot", "no_such"], "--plot no_such: no plot named no_such"),
+    (["--plot", "qp_changed_fraction"], "(add --metric qp_changed_fraction)"),
+    (["--plot", "consensus_distance_by_step"], "(add --step-metric consensus_distance_by_step)"),
+])
+def test_keys_no_run_has_are_refused_naming_the_nearest_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str) -> None:
+    _two_lr_runs(tmp_path / "sweep")
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "sweep"), *argv, "--no-plots", "--out", str(out)]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_keys_some_runs_have_and_derived_names_are_accepted(tmp_path: Path) -> None:
+    _two_lr_runs(tmp_path / "sweep")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "sweep"), "--by", "optim.momentum", "--where", "optim.lr=0.01,0.05", "--derive", "d=consensus_test_accuracy-qp_changed_fraction",
+            "--metric", "d", "d@last1", "qp_changed_fraction", "--best", "optim.lr", "min:d", "--no-plots", "--out", str(out)]
+    assert report.main(argv) == 0
+    assert sorted(row["optim.momentum"] for row in _csv_rows(out / "summary.csv")) == ["", "0.9"]  # the run without it groups under None
+
+
+def test_runs_without_config_add_no_none_seed_to_the_header(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "a0", "cga", 0, "completed", 0.9)
+    _fake_run(tmp_path / "a10", "cga", 10, "completed", 0.8)
+    _fake_run(tmp_path / "a2", "cga", 2, "completed", 0.8)
+    (tmp_path / "r").mkdir()  # a resumed job that failed at its start: summary.json only
+    write_summary(tmp_path / "r", RunSummary(status="failed", algorithm="cga", error="ConfigError: resume: no checkpoint"))
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path), "--by", "topology.graph", "--no-plots", "--out", str(out)]) == 0
+    header = (out / "report.md").read_text().splitlines()[2]
+    assert "seeds 0, 2, 10; 1 run without config.yaml." in header and "None" not in header
+    failed = next(row for row in _csv_rows(out / "runs.csv") if row["status"] == "failed")
+    assert failed["method"] == "cga"  # named from its summary
+
+
+def test_a_requested_plot_no_run_recorded_is_named_not_silently_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    _two_lr_runs(tmp_path / "sweep")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "sweep"), "--by", "optim.lr", "--plot", "agent_train_accuracy_mean", "consensus_test_accuracy", "--out", str(out)]
+    assert report.main(argv) == 0
+    assert "plot agent_train_accuracy_mean not drawn: none of the selected runs recorded it" in capsys.readouterr().err
+    assert sorted(path.name for path in (out / "plots").iterdir()) == ["consensus_test_accuracy.png"]

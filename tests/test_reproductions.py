@@ -75,3 +75,61 @@ def test_table_script_runs_a_few_steps_on_fixture_data(name: str, data_root: Pat
     results = json.loads((tmp_path / "results.json").read_text())
     assert results and all(r["summary"]["status"] == "completed" for r in results)
     assert "|" in (tmp_path / "table.md").read_text()
+
+
+def test_dry_run_prints_commands_that_paste_into_a_shell(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    out = tmp_path / "out dir"  # a space: the printed command must quote it
+    assert _script("ngo_table_1").main(["--dry-run", "--smoke", "--agents", "2", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines
+    for line in lines:
+        command = shlex.split(line)
+        assert command[:3] == [sys.executable, "-m", "cgatrain"] and f"hydra.run.dir={out}/{lines.index(line):03d}" in command
+    assert not out.exists()
+
+
+@pytest.mark.timeout(120)
+def test_missing_data_ends_the_script_before_any_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep = _script("_sweep")
+    monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: pytest.fail("a cell was run"))
+    argv = ["--smoke", "--agents", "2", "--data-root", str(tmp_path / "nodata"), "--out", str(tmp_path / "out")]
+    assert _script("ngo_table_1").main(argv) == 2
+    err = capsys.readouterr().err
+    assert "CIFAR10 i.i.d. Centralized / (2): data=cifar10: missing" in err and "cifar-10-batches-py" in err
+    assert "data=tinyimagenet: missing" in err  # the first cell of each data set is checked
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_cells_error_is_printed_at_once_and_listed_under_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgatrain.reporting.schema import RunSummary, write_summary
+
+    sweep = _script("_sweep")
+    monkeypatch.setattr(sweep, "precheck", lambda jobs: [], raising=False)
+
+    def fake_run(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        run_dir = Path(next(o for o in command if o.startswith("hydra.run.dir=")).split("=", 1)[1])
+        if run_dir.name == "000":  # the run started and failed: its summary says why
+            run_dir.mkdir(parents=True)
+            write_summary(run_dir, RunSummary(status="failed", error="run failed: agent 1 (pid 7) was killed by SIGKILL"))
+            return subprocess.CompletedProcess(command, 1, "", "noise\n")
+        if run_dir.name == "001":  # refused before making a run dir: only stderr says why
+            return subprocess.CompletedProcess(command, 2, "", "error: invalid config:\n  - data=cifar10: missing data_batch_1\n")
+        run_dir.mkdir(parents=True)
+        write_summary(run_dir, RunSummary(status="completed", consensus_test_accuracy=0.5))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    assert _script("ngo_table_1").main(["--smoke", "--agents", "2", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "failed (CIFAR10 i.i.d. Centralized / (2)): run failed: agent 1 (pid 7) was killed by SIGKILL" in err
+    assert "failed (CIFAR10 non i.i.d. Centralized / (2)): error: invalid config:\n  - data=cifar10: missing data_batch_1" in err
+    table = (tmp_path / "table.md").read_text()
+    assert "| TinyImagenet i.i.d. Centralized | 50.00% |" in table
+    failures = table.split("Failed cells (2):")[1]
+    assert "- CIFAR10 i.i.d. Centralized / (2): run failed: agent 1 (pid 7) was killed by SIGKILL" in failures
+    assert "- CIFAR10 non i.i.d. Centralized / (2): error: invalid config: |   - data=cifar10: missing data_batch_1" in failures
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["summary"]["status"] for r in results] == ["failed", "failed", "completed", "completed"]

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cgatrain.reporting import derived, plots, step_plots
+from cgatrain.reporting import derived, keys, plots, step_plots
 from cgatrain.reporting.runs import (
     DEFAULT_BY,
     Group,
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     try:
         runs, groups, by = _select(args)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print("\n".join(f"error: {line}" for line in str(error).splitlines()), file=sys.stderr)
         return 2
     out = args.out or args.paths[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -102,6 +102,8 @@ def _select(args: argparse.Namespace) -> tuple[list[Run], list[Group], list[str]
     derived_metrics = [derived.parse_derived(spec) for spec in args.derive]
     conditions = derived.parse_where(args.where)
     found = find_runs(args.paths)
+    if unknown := keys.problems(args, found):
+        raise ValueError("\n".join(unknown))
     runs = derived.where(found, conditions)
     if not runs:
         what = f" matching --where {' '.join(args.where)} ({len(found)} runs in all)" if found else " (holding summary.json or config.yaml)"
@@ -147,14 +149,16 @@ def _curve_style(key: str, derive: list[str]) -> tuple[str, str, float, bool] | 
 def _plot(groups: list[Group], by: list[str], args: argparse.Namespace, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     wanted = set(args.plot) if args.plot else None
-    written = []
     curves = [*plots.CURVES, *(m for m in args.metric if m not in plots.CURVES and not derived.is_epoch_statistic(m))]
+    drawn: dict[str, Path | None] = {}
     for key in curves:
         if wanted is None or key in wanted:
-            written.append(plots.plot_curves(groups, by, key, folder / f"{key}.png", _curve_style(key, args.derive)))
+            drawn[key] = plots.plot_curves(groups, by, key, folder / f"{key}.png", _curve_style(key, args.derive))
     for key in args.step_metric:
         if wanted is None or key in wanted:
-            written.append(step_plots.plot_steps(groups, by, key, folder / f"{key}.png"))
-    if wanted is None or "per_agent_accuracy" in wanted:
-        written.append(plots.plot_agent_accuracy(groups, by, folder / "per_agent_accuracy.png"))
-    return [path for path in written if path is not None]
+            drawn[key] = step_plots.plot_steps(groups, by, key, folder / f"{key}.png")
+    if wanted is None or keys.PER_AGENT_PLOT in wanted:
+        drawn[keys.PER_AGENT_PLOT] = plots.plot_agent_accuracy(groups, by, folder / f"{keys.PER_AGENT_PLOT}.png")
+    for name in sorted((wanted or set()) - {key for key, path in drawn.items() if path is not None}):
+        print(f"plot {name} not drawn: none of the selected runs recorded it", file=sys.stderr)
+    return [path for path in drawn.values() if path is not None]

@@ -116,13 +116,16 @@ def load_run(path: Path) -> Run:
     config = _flatten(_read_yaml(path / CONFIG_FILE) or {})
     hydra = _read_yaml(path / ".hydra" / "hydra.yaml") or {}
     choices = {k: v for k, v in ((hydra.get("hydra") or {}).get("runtime", {}).get("choices") or {}).items() if not k.startswith("hydra")}
+    summary = load_summary(path)
     if not choices and "algorithm.name" in config:
         choices = {"algorithm": config["algorithm.name"]}
+    elif not choices and summary is not None and summary.algorithm:  # failed before writing config.yaml
+        choices = {"algorithm": summary.algorithm}
     overrides: dict[str, str] = {}
     for item in _read_yaml(path / ".hydra" / "overrides.yaml") or []:
         key, _, value = str(item).lstrip("+~").partition("=")
         overrides[key] = value
-    return Run(path, config, choices, overrides, load_summary(path), load_metrics(path))
+    return Run(path, config, choices, overrides, summary, load_metrics(path))
 
 
 def find_runs(roots: Sequence[Path]) -> list[Run]:

@@ -97,13 +97,16 @@ def report_markdown(roots: Sequence[Path], runs: Sequence[Run], groups: Sequence
     """The whole report.md: what was read, the accuracy table, the communication table, the plots."""
     epochs = sorted({run.summary.epochs_completed for run in runs if run.summary and run.status == "completed"})
     agents = sorted({run.config.get("agents") for run in runs if run.config.get("agents") is not None})
-    seeds = sorted({str(run.seed) for run in runs})
+    # A run that failed before writing config.yaml (a resumed job refused at its start) has no seed to show.
+    seeds = sorted({run.seed for run in runs if run.seed is not None}, key=lambda seed: (not isinstance(seed, int), seed if isinstance(seed, int) else 0, str(seed)))
+    without_config = sum(1 for run in runs if not run.config)
+    no_config = f"; {without_config} run{'s' if without_config > 1 else ''} without config.yaml" if without_config else ""
     parts = [
         f"# cgatrain report: {', '.join(str(r) for r in roots)}",
         "",
         (
             f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in _count(run.status for run in runs).items())}); "
-            f"agents {', '.join(map(str, agents)) or '-'}; epochs completed {', '.join(map(str, epochs)) or '-'}; seeds {', '.join(seeds)}. "
+            f"agents {', '.join(map(str, agents)) or '-'}; epochs completed {', '.join(map(str, epochs)) or '-'}; seeds {', '.join(map(str, seeds)) or '-'}{no_config}. "
             "Final values, mean ± sample std over the completed seeds (n); a method whose every seed diverged reads "
             "\"Diverges\", as in the CGA paper. MB sent is the mean over agents."
         ),
