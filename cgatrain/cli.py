@@ -8,6 +8,7 @@ with Hydra's compose API (no per-rank output directory) and rank 0 alone writes 
 from __future__ import annotations
 
 import datetime
+import difflib
 import logging
 import math
 import os
@@ -272,12 +273,36 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
     return 0
 
 
+def _versions() -> str:
+    """cgatrain's version and those of what it runs on, without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from cgatrain import __version__
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"cgatrain {__version__} (python {sys.version.split()[0]}, torch {of('torch')}, hydra-core {of('hydra-core')}, omegaconf {of('omegaconf')})"
+
+
 def main() -> None:
     """Entry point of the `cgatrain` command and of `python -m cgatrain`."""
     if sys.argv[1:2] == ["report"]:
         from cgatrain.reporting.report import main as report_main
 
         sys.exit(report_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["--version"]:
+        print(_versions())
+        sys.exit(0)
+    if sys.argv[1:] and "=" not in sys.argv[1] and not sys.argv[1].startswith(("-", "~", "+")):
+        # Hydra would say "missing EQUAL" about a mistyped subcommand
+        hint = " (did you mean `cgatrain report`?)" if difflib.get_close_matches(sys.argv[1], ["report"], n=1) else ""
+        print(f"error: unknown command {sys.argv[1]!r}{hint}; cgatrain takes key=value overrides (cgatrain --help) "
+              "or `cgatrain report PATH...`", file=sys.stderr)
+        sys.exit(2)
     _register_resolvers()
     env = detect_launch_env()
     try:

@@ -181,3 +181,11 @@ def test_status_line_of_a_regression_run_shows_losses(tmp_path: Path, capsys: py
     write_summary(tmp_path, RunSummary(status="completed", epochs_completed=2, consensus_test_loss=2.5, final_train_loss=3.0, run_dir=str(tmp_path)))
     _print_summary(tmp_path)
     assert "status: completed after 2 epochs | averaged-model test loss 2.5 | final train loss 3 |" in capsys.readouterr().out
+
+
+def test_version_and_a_mistyped_command(tmp_path: Path) -> None:
+    version = cgatrain("--version", cwd=tmp_path, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("cgatrain 0.") and "torch " in version.stdout
+    typo = cgatrain("reprot", "multirun", cwd=tmp_path, timeout=60)
+    assert typo.returncode == 2 and "unknown command 'reprot' (did you mean `cgatrain report`?)" in typo.stderr
+    assert "cgatrain report PATH" in cgatrain("--help", cwd=tmp_path, timeout=60).stdout
