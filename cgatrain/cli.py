@@ -7,7 +7,6 @@ with Hydra's compose API (no per-rank output directory) and rank 0 alone writes 
 
 from __future__ import annotations
 
-import datetime
 import difflib
 import logging
 import math
@@ -21,74 +20,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cgatrain.comm.launch_env import LaunchEnv, detect_launch_env
+from cgatrain.compose import compose_config, config_dir, hydra_version_base, register_resolvers
 
 FAILED_JOBS: list[str] = []
 
 # Hydra 1.3 merges the plugin's schema into configs/hydra/launcher/submitit_slurm.yaml and warns that this
 # matching by name is deprecated; the file sets every key itself, so Hydra 1.4 (no matching) runs it the same.
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against ConfigStore schema", category=UserWarning)
-
-
-def config_dir() -> str:
-    """The `configs/` folder: beside the package in a checkout, inside it in a wheel."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package.parent / "configs", package / "_configs"):
-        if (candidate / "config.yaml").exists():
-            return str(candidate)
-    raise FileNotFoundError(f"cgatrain configs not found next to {package}")
-
-
-def default_run_dir() -> str:
-    """outputs/<date>/<time> for a local run; one shared folder per launcher job under torchrun/srun."""
-    env = detect_launch_env()
-    if env is None:
-        return datetime.datetime.now().strftime("outputs/%Y-%m-%d/%H-%M-%S")
-    # Every rank derives the same name from the launcher's job id; torchrun's default id is "none".
-    run_id = env.run_id if env.run_id and env.run_id != "none" else f"pid{os.getppid()}"
-    return f"outputs/{env.launcher}/{run_id}"
-
-
-def _register_resolver(name: str, resolver: Any) -> None:
-    """Register once; omegaconf >= 2.4 renamed register_new_resolver to register_resolver (the 2.3 one is legacy)."""
-    if OmegaConf.has_resolver(name):
-        return
-    import omegaconf
-
-    major, minor = (int(part) for part in omegaconf.__version__.split(".")[:2])
-    if (major, minor) >= (2, 4):
-        OmegaConf.register_resolver(name, resolver)
-    else:  # in 2.1-2.3 register_resolver is the legacy API, without nested interpolations
-        OmegaConf.register_new_resolver(name, resolver)
-
-
-def _register_resolvers() -> None:
-    _register_resolver("cgatrain_run_dir", default_run_dir)
-    _register_resolver("cgatrain_tasks_per_node", _tasks_per_node)
-
-
-def _tasks_per_node(agents: int, nodes: int) -> int:
-    """slurm: agents spread evenly over the nodes, one task per agent."""
-    if int(agents) % int(nodes):
-        raise ValueError(f"agents={agents} cannot be spread evenly over slurm.nodes={nodes}")
-    return int(agents) // int(nodes)
-
-
-
-def hydra_version_base() -> dict[str, str]:
-    """`version_base` for Hydra: 1.3 wants it (a warning without), 1.4 deprecates it (a warning with)."""
-    import hydra
-
-    major, minor = (int(part) for part in hydra.__version__.split(".")[:2])
-    return {} if (major, minor) >= (1, 4) else {"version_base": "1.3"}
-
-
-def compose_config(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
-    """The config `cgatrain OVERRIDES...` would run with, composed without starting anything."""
-    from hydra import compose, initialize_config_dir
-
-    _register_resolvers()
-    with initialize_config_dir(config_dir=config_dir(), **hydra_version_base()):
-        return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 def _to_container(cfg: DictConfig) -> dict[str, Any]:
@@ -303,7 +241,7 @@ def main() -> None:
         print(f"error: unknown command {sys.argv[1]!r}{hint}; cgatrain takes key=value overrides (cgatrain --help) "
               "or `cgatrain report PATH...`", file=sys.stderr)
         sys.exit(2)
-    _register_resolvers()
+    register_resolvers()
     env = detect_launch_env()
     try:
         if env is not None:
@@ -324,4 +262,4 @@ def main() -> None:
 
 
 # Submitit jobs unpickle the task function without calling main(): the resolvers must exist on import.
-_register_resolvers()
+register_resolvers()

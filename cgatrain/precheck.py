@@ -27,7 +27,7 @@ RUN_FLAGS = ("-m", "--multirun", "-r", "--run")
 
 def config_groups() -> set[str]:
     """The config groups of configs/ (algorithm, topology, data, ...)."""
-    from cgatrain.cli import config_dir
+    from cgatrain.compose import config_dir
 
     return {path.name for path in Path(config_dir()).iterdir() if path.is_dir()}
 
@@ -62,7 +62,7 @@ def unknown_keys(overrides: list[str], composed: DictConfig | None = None) -> li
     """A problem for each key the overrides add (`+train.epoch=2`) that no config file defines."""
     from omegaconf import OmegaConf
 
-    from cgatrain.cli import compose_config
+    from cgatrain.compose import compose_config
 
     full = OmegaConf.to_container(compose_config(overrides) if composed is None else composed, resolve=False)
     reference = _reference(tuple(_selections(overrides)))
@@ -83,7 +83,7 @@ def _reference(selections: tuple[str, ...]) -> dict[str, Any]:
     """Every key the chosen config files define (sweep jobs share it)."""
     from omegaconf import OmegaConf
 
-    from cgatrain.cli import compose_config
+    from cgatrain.compose import compose_config
 
     return OmegaConf.to_container(compose_config(list(selections)), resolve=False)  # type: ignore[return-value]
 
@@ -100,7 +100,7 @@ def _missing_key(overrides: list[str], key: str) -> str:
     """Hydra's 'Could not override KEY' (a key no config file defines), with the keys that do exist."""
     from omegaconf import OmegaConf
 
-    from cgatrain.cli import compose_config
+    from cgatrain.compose import compose_config
 
     node = OmegaConf.to_container(compose_config([o for o in overrides if not o.lstrip("+~").startswith(key + "=")]), resolve=False)
     for part in key.split(".")[:-1]:
@@ -121,7 +121,7 @@ def check_job(overrides: list[str]) -> list[str]:
     """Every problem of one job's overrides (empty when it may start)."""
     from omegaconf import OmegaConf, open_dict
 
-    from cgatrain.cli import compose_config
+    from cgatrain.compose import compose_config
     from cgatrain.config import ConfigError, validate
 
     try:

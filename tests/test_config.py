@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from cgatrain.cli import compose_config
+from cgatrain.compose import compose_config
 from cgatrain.config import ConfigError, validate
 
 

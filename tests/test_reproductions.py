@@ -40,7 +40,7 @@ def test_every_cell_composes_and_validates(name: str, data_root: Path) -> None:
     from omegaconf import OmegaConf
 
     from cgatrain.algorithms import ALGORITHMS
-    from cgatrain.cli import config_dir, hydra_version_base
+    from cgatrain.compose import config_dir, hydra_version_base
     from cgatrain.config import validate
 
     cells = _script(name).cells()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from cgatrain.cli import compose_config
+from cgatrain.compose import compose_config
 from cgatrain.reporting.schema import load_summary
 
 TINY = ["agents=2", "model=mlp", "partition=iid", "train.epochs=1", "train.batch_size=64", "train.steps_per_epoch=2",
