@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 from cgatrain.comm import init_comm, plan_devices, teardown_comm
 from cgatrain.comm.rendezvous import bounded_rendezvous, join_loopback_store, loopback_store, pin_gloo_to_loopback
-from cgatrain.supervisor import AgentFailure, Supervisor
+from cgatrain.supervisor import AgentFailure, Supervisor, unblock_stop_signals
 from cgatrain.train import lifecycle
 
 __all__ = ["AgentFailure", "run_agent", "spawn_agents"]
@@ -77,6 +77,7 @@ def _publish_error(store: dist.Store, rank: int, message: str) -> None:
 def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, Any], run_dir: str, parent_pid: int) -> None:
     """Entry point of an agent process spawned by `spawn_agents` (local rank = rank)."""
     lifecycle.current().install_signal_handlers()  # before anything slow: Ctrl-C must never raise here
+    unblock_stop_signals()  # the parent started us with them blocked; any that came meanwhile arrive now
     timeout_s = float(cfg["comm"].get("timeout_s", 180))
     pin_gloo_to_loopback()
     store = join_loopback_store(store_port, world_size, timeout_s)
