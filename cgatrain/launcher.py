@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Mapping
@@ -16,7 +18,7 @@ import torch.distributed as dist
 
 from cgatrain.comm import init_comm, plan_devices, teardown_comm
 from cgatrain.comm.rendezvous import bounded_rendezvous, join_loopback_store, loopback_store, pin_gloo_to_loopback
-from cgatrain.supervisor import AgentFailure, Supervisor, unblock_stop_signals
+from cgatrain.supervisor import HANDLED_SIGNALS, AgentFailure, Supervisor
 from cgatrain.train import lifecycle
 
 __all__ = ["AgentFailure", "run_agent", "spawn_agents"]
@@ -77,7 +79,6 @@ def _publish_error(store: dist.Store, rank: int, message: str) -> None:
 def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, Any], run_dir: str, parent_pid: int) -> None:
     """Entry point of an agent process spawned by `spawn_agents` (local rank = rank)."""
     lifecycle.current().install_signal_handlers()  # before anything slow: Ctrl-C must never raise here
-    unblock_stop_signals()  # the parent started us with them blocked; any that came meanwhile arrive now
     timeout_s = float(cfg["comm"].get("timeout_s", 180))
     pin_gloo_to_loopback()
     store = join_loopback_store(store_port, world_size, timeout_s)
@@ -86,6 +87,21 @@ def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, A
     except Exception:
         sys.exit(1)
     sys.exit(lifecycle.exit_code(lifecycle.current().agreed))
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with the stop signals ignored, a disposition it keeps across exec.
+
+    A signal to the whole process group (Ctrl-C, scancel, docker stop, an IDE) must not kill it, in
+    its torch import or later: multiprocessing would lose the agents' exit codes (255). Agents it
+    forks inherit SIG_IGN until `_spawned_agent` installs their handlers, first thing.
+    """
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in HANDLED_SIGNALS}
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def spawn_agents(cfg: dict[str, Any], run_dir: Path) -> str | None:
@@ -103,6 +119,7 @@ def spawn_agents(cfg: dict[str, Any], run_dir: Path) -> str | None:
     # unlike plain fork, never inherits this process's threads or CUDA state.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["cgatrain.launcher", "cgatrain.train.trainer"])
+    _start_fork_server()
     processes = [
         context.Process(target=_spawned_agent, args=(rank, world_size, store.port, cfg, str(run_dir), os.getpid()), name=f"cgatrain-agent-{rank}")
         for rank in range(world_size)

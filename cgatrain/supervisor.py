@@ -71,19 +71,9 @@ class Supervisor:
             self.kill_all()
 
     def _start_all(self) -> None:
-        """Start the agents with the stop signals blocked: they and the fork server inherit the mask.
-
-        A signal to the whole process group (Ctrl-C, scancel, docker stop) then cannot kill the fork
-        server, nor an agent before it installed its handlers; the agent unblocks them
-        (`unblock_stop_signals`) and gets what arrived meanwhile. Here they are delivered on unblock.
-        """
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-        try:
-            for process in self.processes:
-                if process.pid is None:
-                    process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for process in self.processes:
+            if process.pid is None:
+                process.start()
 
     def _exit_codes(self) -> list[int | None]:
         """Each agent's exit status; None while it runs, even where the fork server that reports it died."""
@@ -185,11 +175,6 @@ class Supervisor:
                 _send(process.pid, signal.SIGKILL)
         for process in started:
             process.join(timeout=5)
-
-
-def unblock_stop_signals() -> None:
-    """In a freshly started agent, after its handlers are installed: take the signals `_start_all` held back."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
 
 
 def _send(pid: int, signum: int) -> None:
