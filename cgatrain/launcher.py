@@ -8,6 +8,7 @@ import multiprocessing.forkserver
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from cgatrain.comm import init_comm, plan_devices, teardown_comm
 from cgatrain.comm.rendezvous import bounded_rendezvous, join_loopback_store, loopback_store, pin_gloo_to_loopback
@@ -79,6 +81,8 @@ def _publish_error(store: dist.Store, rank: int, message: str) -> None:
 def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, Any], run_dir: str, parent_pid: int) -> None:
     """Entry point of an agent process spawned by `spawn_agents` (local rank = rank)."""
     lifecycle.current().install_signal_handlers()  # before anything slow: Ctrl-C must never raise here
+    # tqdm's default lock is a POSIX semaphore: SIGKILLed by a second Ctrl-C, the agent would leak it (a warning).
+    tqdm.set_lock(threading.RLock())
     timeout_s = float(cfg["comm"].get("timeout_s", 180))
     pin_gloo_to_loopback()
     store = join_loopback_store(store_port, world_size, timeout_s)
@@ -94,14 +98,18 @@ def _start_fork_server() -> None:
 
     A signal to the whole process group (Ctrl-C, scancel, docker stop, an IDE) must not kill it, in
     its torch import or later: multiprocessing would lose the agents' exit codes (255). Agents it
-    forks inherit SIG_IGN until `_spawned_agent` installs their handlers, first thing.
+    forks inherit SIG_IGN until `_spawned_agent` installs their handlers, first thing. This thread
+    blocks them for those few milliseconds, so one it gets is held for it, not dropped (one that
+    another thread of this process takes meanwhile is lost: nothing has started yet to stop).
     """
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in HANDLED_SIGNALS}
     try:
         multiprocessing.forkserver.ensure_running()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def spawn_agents(cfg: dict[str, Any], run_dir: Path) -> str | None:
@@ -114,12 +122,12 @@ def spawn_agents(cfg: dict[str, Any], run_dir: Path) -> str | None:
     """
     world_size = int(cfg["agents"])
     timeout_s = float(cfg["comm"].get("timeout_s", 180))
-    store = loopback_store(world_size, timeout_s)
     # A fork server that imported torch once starts each agent in a fraction of a second and,
     # unlike plain fork, never inherits this process's threads or CUDA state.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["cgatrain.launcher", "cgatrain.train.trainer"])
     _start_fork_server()
+    store = loopback_store(world_size, timeout_s)
     processes = [
         context.Process(target=_spawned_agent, args=(rank, world_size, store.port, cfg, str(run_dir), os.getpid()), name=f"cgatrain-agent-{rank}")
         for rank in range(world_size)

@@ -17,6 +17,8 @@ from cgatrain.train import lifecycle
 STOP_GRACE_SECONDS = 30.0
 # The exit status multiprocessing reports when the fork server that would have told it is gone.
 LOST_EXIT_CODE = 255
+# Sent once more this long after the first forward, for an agent that was not listening yet.
+REFORWARD_SECONDS = 2.0
 HANDLED_SIGNALS = (*lifecycle.STOP_SIGNALS, lifecycle.REQUEUE_SIGNAL)
 
 
@@ -49,6 +51,7 @@ class Supervisor:
         self.processes, self.store, self.timeout_s, self.poll = list(processes), store, timeout_s, poll_seconds
         self.signals: list[int] = []
         self.forwarded_at: float | None = None
+        self.reforwarded = False
         self.killed_on_purpose = False  # a second stop signal or the grace period ran out
         self.beats: dict[int, tuple[str, float]] = {}  # rank -> (last beat, parent time it changed)
 
@@ -118,17 +121,24 @@ class Supervisor:
             return
         if self.forwarded_at is None:
             self.forwarded_at = time.monotonic()
-            # The signal the parent got, so the summary names it (Ctrl-C may reach the agents directly too: harmless).
-            stops = [s for s in self.signals if s in lifecycle.STOP_SIGNALS]
-            forward = stops[0] if stops else lifecycle.REQUEUE_SIGNAL
-            for process in self.processes:
-                if process.exitcode is None and process.pid is not None:
-                    _send(process.pid, forward)
+            self._forward()
             return
+        if not self.reforwarded and time.monotonic() - self.forwarded_at > REFORWARD_SECONDS:
+            # An agent forked just before the first one ignored it (SIG_IGN until its handlers are in).
+            self.reforwarded = True
+            self._forward()
         second_stop = sum(s in lifecycle.STOP_SIGNALS for s in self.signals) >= 2
         if second_stop or time.monotonic() - self.forwarded_at > STOP_GRACE_SECONDS:
             self.killed_on_purpose = True  # the run was stopped, not broken: the last checkpoint stands
             self.kill_all()
+
+    def _forward(self) -> None:
+        # The signal the parent got, so the summary names it (Ctrl-C may reach the agents directly too: harmless).
+        stops = [s for s in self.signals if s in lifecycle.STOP_SIGNALS]
+        forward = stops[0] if stops else lifecycle.REQUEUE_SIGNAL
+        for process, code in zip(self.processes, self._exit_codes()):
+            if code is None and process.pid is not None:
+                _send(process.pid, forward)
 
     def _check_liveness(self) -> None:
         try:
