@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
 import signal
 import sys
@@ -81,6 +82,7 @@ def _publish_error(store: dist.Store, rank: int, message: str) -> None:
 def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, Any], run_dir: str, parent_pid: int) -> None:
     """Entry point of an agent process spawned by `spawn_agents` (local rank = rank)."""
     lifecycle.current().install_signal_handlers()  # before anything slow: Ctrl-C must never raise here
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # what came since the fork arrives now
     # tqdm's default lock is a POSIX semaphore: SIGKILLed by a second Ctrl-C, the agent would leak it (a warning).
     tqdm.set_lock(threading.RLock())
     timeout_s = float(cfg["comm"].get("timeout_s", 180))
@@ -94,17 +96,19 @@ def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, A
 
 
 def _start_fork_server() -> None:
-    """Start the fork server with the stop signals ignored, a disposition it keeps across exec.
+    """Start the fork server (and resource tracker) with the stop signals ignored and blocked.
 
-    A signal to the whole process group (Ctrl-C, scancel, docker stop, an IDE) must not kill it, in
-    its torch import or later: multiprocessing would lose the agents' exit codes (255). Agents it
-    forks inherit SIG_IGN until `_spawned_agent` installs their handlers, first thing. This thread
-    blocks them for those few milliseconds, so one it gets is held for it, not dropped (one that
-    another thread of this process takes meanwhile is lost: nothing has started yet to stop).
+    A signal to the whole process group (Ctrl-C, scancel, docker stop, an IDE) must not kill them,
+    in the fork server's torch import or later: multiprocessing would lose the agents' exit codes
+    (255). Both states survive exec and fork: an agent holds what comes before `_spawned_agent`
+    installed its handlers and unblocked them. This thread holds any it gets for those milliseconds
+    (one another thread of this process takes meanwhile is lost: nothing has started yet to stop).
     """
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in HANDLED_SIGNALS}
     try:
+        multiprocessing.resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)  # the tracker unblocks SIGINT, SIGTERM when started
         multiprocessing.forkserver.ensure_running()
     finally:
         for signum, handler in previous.items():

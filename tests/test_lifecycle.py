@@ -279,19 +279,20 @@ def assert_group_gone(pgid: int, within: float = 10) -> None:
     assert not left, f"processes {left} outlived the run"
 
 
-def test_sigterm_to_the_whole_process_group_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGTERM, 143), (signal.SIGUSR1, 75)], ids=["SIGTERM", "SIGUSR1"])
+def test_a_signal_to_the_whole_process_group_stops_cleanly(tmp_path: Path, stop: signal.Signals, status: int) -> None:
     run_dir = tmp_path / "run"
     # scancel, docker stop, systemd and IDEs signal every process: the parent, its helpers, every agent.
     process = start([*ENDLESS, f"hydra.run.dir={run_dir}"], tmp_path, new_session=True)
     pids = wait_for_training(process, run_dir)
-    os.killpg(process.pid, signal.SIGTERM)
+    os.killpg(process.pid, stop)
     _, stderr, _ = finish(process, timeout=40)
-    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert process.returncode == status, stderr[-3000:]
     assert "run failed" not in stderr and "Traceback" not in stderr, stderr[-3000:]
     assert_all_gone(pids)
     assert_group_gone(process.pid)
     result = summary(run_dir)
-    assert result["status"] == "interrupted" and result["stopped_by"] == "SIGTERM"
+    assert result["status"] == "interrupted" and result["stopped_by"] == stop.name
     assert result["checkpoint"] and Path(result["checkpoint"]).is_dir()
 
 
