@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,10 +17,11 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from cgatrain.comm import init_comm, plan_devices, teardown_comm
 from cgatrain.comm.rendezvous import bounded_rendezvous, join_loopback_store, loopback_store, pin_gloo_to_loopback
-from cgatrain.supervisor import AgentFailure, Supervisor
+from cgatrain.supervisor import HANDLED_SIGNALS, AgentFailure, Supervisor
 from cgatrain.train import lifecycle
 
 __all__ = ["AgentFailure", "run_agent", "spawn_agents"]
@@ -77,6 +82,9 @@ def _publish_error(store: dist.Store, rank: int, message: str) -> None:
 def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, Any], run_dir: str, parent_pid: int) -> None:
     """Entry point of an agent process spawned by `spawn_agents` (local rank = rank)."""
     lifecycle.current().install_signal_handlers()  # before anything slow: Ctrl-C must never raise here
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # what came since the fork arrives now
+    # tqdm's default lock is a POSIX semaphore: SIGKILLed by a second Ctrl-C, the agent would leak it (a warning).
+    tqdm.set_lock(threading.RLock())
     timeout_s = float(cfg["comm"].get("timeout_s", 180))
     pin_gloo_to_loopback()
     store = join_loopback_store(store_port, world_size, timeout_s)
@@ -85,6 +93,27 @@ def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, A
     except Exception:
         sys.exit(1)
     sys.exit(lifecycle.exit_code(lifecycle.current().agreed))
+
+
+def _start_fork_server() -> None:
+    """Start the fork server (and resource tracker) with the stop signals ignored and blocked.
+
+    A signal to the whole process group (Ctrl-C, scancel, docker stop, an IDE) must not kill them,
+    in the fork server's torch import or later: multiprocessing would lose the agents' exit codes
+    (255). Both states survive exec and fork: an agent holds what comes before `_spawned_agent`
+    installed its handlers and unblocked them. This thread holds any it gets for those milliseconds
+    (one another thread of this process takes meanwhile is lost: nothing has started yet to stop).
+    """
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in HANDLED_SIGNALS}
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)  # the tracker unblocks SIGINT, SIGTERM when started
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def spawn_agents(cfg: dict[str, Any], run_dir: Path) -> str | None:
@@ -97,11 +126,12 @@ def spawn_agents(cfg: dict[str, Any], run_dir: Path) -> str | None:
     """
     world_size = int(cfg["agents"])
     timeout_s = float(cfg["comm"].get("timeout_s", 180))
-    store = loopback_store(world_size, timeout_s)
     # A fork server that imported torch once starts each agent in a fraction of a second and,
     # unlike plain fork, never inherits this process's threads or CUDA state.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["cgatrain.launcher", "cgatrain.train.trainer"])
+    _start_fork_server()
+    store = loopback_store(world_size, timeout_s)
     processes = [
         context.Process(target=_spawned_agent, args=(rank, world_size, store.port, cfg, str(run_dir), os.getpid()), name=f"cgatrain-agent-{rank}")
         for rank in range(world_size)

@@ -3,6 +3,7 @@ report after a signal stopped the run (summary.json with status `interrupted`, o
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,14 @@ def clear_summary(run_dir: Path) -> None:
     (run_dir / "summary.json").unlink(missing_ok=True)
 
 
+def _checkpointed_epochs(run_dir: Path) -> int:
+    """Complete epochs in the last complete checkpoint (what a resume starts from), 0 without one."""
+    try:
+        return int(json.loads((run_dir / "checkpoints" / "latest.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def report_interrupted(run_dir: Path, stopped_by: str | None, cfg: dict[str, Any], quiet: bool = False) -> int:
     """Make sure summary.json says `interrupted`, print one line on how to resume; return the exit status."""
     from cgatrain.reporting.schema import RunSummary, load_summary, write_summary
@@ -59,7 +68,8 @@ def report_interrupted(run_dir: Path, stopped_by: str | None, cfg: dict[str, Any
     stopped_by = stopped_by or lifecycle.current().agreed or (summary.extra.get("stopped_by") if summary else None)
     if (summary is None or summary.status != "interrupted") and not quiet:
         # The agents were killed before they could write it (grace period over, or a second Ctrl-C).
-        summary = RunSummary(status="interrupted", algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir))
+        summary = RunSummary(status="interrupted", algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir),
+                             epochs_completed=_checkpointed_epochs(run_dir))
         summary.extra.update(lifecycle.interrupted_fields(stopped_by, run_dir))
         run_dir.mkdir(parents=True, exist_ok=True)
         write_summary(run_dir, summary)

@@ -15,6 +15,11 @@ from cgatrain.train import lifecycle
 
 # After the first SIGTERM/SIGINT the agents get this long to reach a step boundary, checkpoint and exit.
 STOP_GRACE_SECONDS = 30.0
+# The exit status multiprocessing reports when the fork server that would have told it is gone.
+LOST_EXIT_CODE = 255
+# Sent once more this long after the first forward, for an agent that was not listening yet.
+REFORWARD_SECONDS = 2.0
+HANDLED_SIGNALS = (*lifecycle.STOP_SIGNALS, lifecycle.REQUEUE_SIGNAL)
 
 
 class AgentFailure(RuntimeError):
@@ -46,27 +51,52 @@ class Supervisor:
         self.processes, self.store, self.timeout_s, self.poll = list(processes), store, timeout_s, poll_seconds
         self.signals: list[int] = []
         self.forwarded_at: float | None = None
+        self.reforwarded = False
+        self.killed_on_purpose = False  # a second stop signal or the grace period ran out
         self.beats: dict[int, tuple[str, float]] = {}  # rank -> (last beat, parent time it changed)
 
     def on_signal(self, signum: int, _frame: Any) -> None:
         self.signals.append(signum)
 
     def run(self) -> str | None:
-        previous = {s: signal.signal(s, self.on_signal) for s in (*lifecycle.STOP_SIGNALS, lifecycle.REQUEUE_SIGNAL)}
+        previous = {s: signal.signal(s, self.on_signal) for s in HANDLED_SIGNALS}
         try:
-            for process in self.processes:
-                if process.pid is None:
-                    process.start()
+            try:
+                self._start_all()
+            except Exception:
+                if not self.signals:
+                    raise
+                return self._stop_reason()  # stopped while the agents were starting: nothing to save yet
             return self._watch()
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self.kill_all()
 
+    def _start_all(self) -> None:
+        for process in self.processes:
+            if process.pid is None:
+                process.start()
+
+    def _exit_codes(self) -> list[int | None]:
+        """Each agent's exit status; None while it runs, even where the fork server that reports it died."""
+        codes = []
+        for process in self.processes:
+            code = process.exitcode
+            if code == LOST_EXIT_CODE and process.pid is not None:
+                if process_state(process.pid) not in (None, "Z"):
+                    code = None  # still running: its real status is lost, wait for it to end
+                elif self.signals:
+                    code = lifecycle.exit_code(self._stop_reason())  # it ended after the stop we forwarded
+            codes.append(code)
+        return codes
+
     def _watch(self) -> str | None:
         while True:
             self._handle_signals()
-            codes = [p.exitcode for p in self.processes]
+            codes = self._exit_codes()
+            if self.killed_on_purpose and all(code is not None for code in codes):
+                return self._stop_reason()
             failed = [rank for rank, code in enumerate(codes) if code not in (None, 0) and lifecycle.reason_from_exit_code(code) is None]
             if failed:
                 raise AgentFailure(self._failure_message(failed[0], codes[failed[0]]), failed[0])
@@ -74,7 +104,11 @@ class Supervisor:
                 reasons = [lifecycle.reason_from_exit_code(code) for code in codes]
                 return self._stop_reason() or next((r for r in reasons if r), None)
             self._check_liveness()
-            wait_for_exit([p.sentinel for p in self.processes if p.exitcode is None], timeout=self.poll)
+            running = [p.sentinel for p, code in zip(self.processes, codes) if code is None and p.exitcode is None]
+            if running:
+                wait_for_exit(running, timeout=self.poll)
+            else:
+                time.sleep(self.poll)  # only agents whose fork server died: poll their pids
 
     def _stop_reason(self) -> str | None:
         stops = [s for s in self.signals if s in lifecycle.STOP_SIGNALS]
@@ -87,16 +121,24 @@ class Supervisor:
             return
         if self.forwarded_at is None:
             self.forwarded_at = time.monotonic()
-            # The signal the parent got, so the summary names it (Ctrl-C may reach the agents directly too: harmless).
-            stops = [s for s in self.signals if s in lifecycle.STOP_SIGNALS]
-            forward = stops[0] if stops else lifecycle.REQUEUE_SIGNAL
-            for process in self.processes:
-                if process.exitcode is None and process.pid is not None:
-                    _send(process.pid, forward)
+            self._forward()
             return
+        if not self.reforwarded and time.monotonic() - self.forwarded_at > REFORWARD_SECONDS:
+            # An agent forked just before the first one ignored it (SIG_IGN until its handlers are in).
+            self.reforwarded = True
+            self._forward()
         second_stop = sum(s in lifecycle.STOP_SIGNALS for s in self.signals) >= 2
         if second_stop or time.monotonic() - self.forwarded_at > STOP_GRACE_SECONDS:
+            self.killed_on_purpose = True  # the run was stopped, not broken: the last checkpoint stands
             self.kill_all()
+
+    def _forward(self) -> None:
+        # The signal the parent got, so the summary names it (Ctrl-C may reach the agents directly too: harmless).
+        stops = [s for s in self.signals if s in lifecycle.STOP_SIGNALS]
+        forward = stops[0] if stops else lifecycle.REQUEUE_SIGNAL
+        for process, code in zip(self.processes, self._exit_codes()):
+            if code is None and process.pid is not None:
+                _send(process.pid, forward)
 
     def _check_liveness(self) -> None:
         try:
@@ -136,11 +178,12 @@ class Supervisor:
             return None
 
     def kill_all(self) -> None:
-        """SIGKILL every agent still running (stopped ones too) and reap them."""
-        for process in self.processes:
-            if process.exitcode is None and process.pid is not None:
+        """SIGKILL every agent still running (stopped ones too) and reap them; never-started ones are skipped."""
+        started = [p for p in self.processes if p.pid is not None]
+        for process, code in zip(self.processes, self._exit_codes()):
+            if code is None and process.pid is not None:
                 _send(process.pid, signal.SIGKILL)
-        for process in self.processes:
+        for process in started:
             process.join(timeout=5)
 
 

@@ -1,0 +1,39 @@
+"""The supervisor's reading of exit codes it cannot trust: the fork server that reports them died (255)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+
+from cgatrain.supervisor import LOST_EXIT_CODE, AgentFailure, Supervisor
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _agent_whose_fork_server_died(pid: int) -> SimpleNamespace:
+    """What multiprocessing shows for an agent once its fork server is gone: exit code 255, whatever it does."""
+    return SimpleNamespace(pid=pid, exitcode=LOST_EXIT_CODE, sentinel=None, join=lambda timeout=None: None)
+
+
+def test_a_lost_exit_code_after_a_stop_is_waited_for_and_read_as_that_stop() -> None:
+    agent = subprocess.Popen(["sleep", "30"])  # still running although multiprocessing says 255
+    try:
+        supervisor = Supervisor([_agent_whose_fork_server_died(agent.pid)], store=None, timeout_s=60, poll_seconds=0.05)
+        assert supervisor._exit_codes() == [None]
+        supervisor.signals.append(signal.SIGTERM)
+        assert supervisor._watch() == "SIGTERM"  # forwarded SIGTERM ended it: a clean stop, no failure
+        assert agent.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        agent.kill()
+        agent.wait(timeout=5)
+
+
+def test_a_lost_exit_code_without_a_stop_is_a_failure() -> None:
+    agent = subprocess.Popen(["true"])
+    agent.wait(timeout=10)
+    supervisor = Supervisor([_agent_whose_fork_server_died(agent.pid)], store=None, timeout_s=60, poll_seconds=0.05)
+    with pytest.raises(AgentFailure, match="exited with code 255"):
+        supervisor._watch()
