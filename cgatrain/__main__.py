@@ -1,6 +1,6 @@
 """`python -m cgatrain` (also what torchrun runs with `-m cgatrain`)."""
 
-from cgatrain.cli import main
+from cgatrain.entry import main
 
 if __name__ == "__main__":
     main()
