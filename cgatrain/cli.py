@@ -11,6 +11,7 @@ import difflib
 import logging
 import math
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -113,9 +114,18 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
         _record_failure(run_dir, "failed", f"run failed: {error}", container)
         return False
     if stopped_by:
-        raise SystemExit(lifecycle_cli.report_interrupted(run_dir, stopped_by, container))
+        code = lifecycle_cli.report_interrupted(run_dir, stopped_by, container)
+        if sweep_group is not None:
+            print(f"to continue the whole sweep: {_sweep_resume_command(run_dir.parent)}", file=sys.stderr, flush=True)
+        raise SystemExit(code)
     _print_summary(run_dir)
     return True
+
+
+def _sweep_resume_command(sweep_dir: Path) -> str:
+    """This command again, resuming each job in place: finished jobs are skipped, the stopped one resumes."""
+    kept = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir="))]
+    return shlex.join(["cgatrain", *kept, "resume=auto", f"hydra.sweep.dir={sweep_dir}"])
 
 
 def _hydra_main() -> None:

@@ -57,6 +57,10 @@ def _checkpointed_epochs(run_dir: Path) -> int:
         return 0
 
 
+def _epochs(count: int) -> str:
+    return f"{count} complete epoch{'' if count == 1 else 's'}"
+
+
 def report_interrupted(run_dir: Path, stopped_by: str | None, cfg: dict[str, Any], quiet: bool = False) -> int:
     """Make sure summary.json says `interrupted`, print one line on how to resume; return the exit status."""
     from cgatrain.reporting.schema import RunSummary, load_summary, write_summary
@@ -75,5 +79,5 @@ def report_interrupted(run_dir: Path, stopped_by: str | None, cfg: dict[str, Any
         write_summary(run_dir, summary)
     if not quiet:
         what = "checkpointed for requeue" if stopped_by == lifecycle.REQUEUE_SIGNAL.name else "interrupted"
-        print(f"{what} by {stopped_by} after {summary.epochs_completed if summary else '?'} complete epochs; {lifecycle.resume_hint(run_dir)}", file=sys.stderr, flush=True)
+        print(f"{what} by {stopped_by} after {_epochs(summary.epochs_completed) if summary else '? complete epochs'}; {lifecycle.resume_hint(run_dir)}", file=sys.stderr, flush=True)
     return lifecycle.exit_code(stopped_by or "SIGTERM")

@@ -139,6 +139,8 @@ def test_sigterm_to_a_sweep_parent_stops_the_sweep(tmp_path: Path) -> None:
     assert_all_gone(pids)
     assert summary(sweep / "0")["status"] == "interrupted"
     assert not (sweep / "1" / "agents.json").exists(), "the sweep went on to its next job"
+    # The hint continues the whole sweep in place (README: the same command plus resume=auto and the sweep dir).
+    assert f"to continue the whole sweep: cgatrain -m {' '.join(ENDLESS)} optim.lr=0.01,0.02 resume=auto hydra.sweep.dir={sweep}" in stderr
 
 
 def test_ctrl_c_stops_quietly_with_a_summary(tmp_path: Path) -> None:
