@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -37,3 +38,16 @@ def test_a_lost_exit_code_without_a_stop_is_a_failure() -> None:
     supervisor = Supervisor([_agent_whose_fork_server_died(agent.pid)], store=None, timeout_s=60, poll_seconds=0.05)
     with pytest.raises(AgentFailure, match="exited with code 255"):
         supervisor._watch()
+
+
+def test_the_resume_hint_names_the_launcher_that_started_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgatrain.train import lifecycle
+
+    monkeypatch.setattr(lifecycle, "last_checkpoint", lambda run_dir: run_dir / "checkpoints" / "epoch_0001")
+    for name in ("RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "SLURM_PROCID", "CGATRAIN_LAUNCHER"):
+        monkeypatch.delenv(name, raising=False)
+    assert lifecycle.resume_hint(tmp_path).endswith(f"continue with: cgatrain resume={tmp_path}")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc")
+    assert lifecycle.resume_hint(tmp_path).endswith(f"continue with: the same torchrun command plus resume={tmp_path}")

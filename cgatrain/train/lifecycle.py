@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cgatrain.comm.launch_env import detect_launch_env
+
 # SIGTERM/SIGINT: checkpoint at the next boundary and stop. SIGUSR1 (Slurm's warning before the time
 # limit, `#SBATCH --signal=USR1@120`): the same, exiting with EXIT_REQUEUE so the job script requeues.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -167,7 +169,9 @@ def resume_hint(run_dir: Path) -> str:
     saved = last_checkpoint(run_dir)
     if saved is None:
         return f"no checkpoint was written, so nothing to resume; run files: {run_dir}"
-    return f"last checkpoint: {saved} -- continue with: cgatrain resume={run_dir}"
+    env = detect_launch_env()
+    how = f"cgatrain resume={run_dir}" if env is None else f"the same {env.launcher} command plus resume={run_dir}"
+    return f"last checkpoint: {saved} -- continue with: {how}"
 
 
 def interrupted_fields(reason: str | None, run_dir: Path) -> dict[str, Any]:
