@@ -116,7 +116,10 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     if stopped_by:
         code = lifecycle_cli.report_interrupted(run_dir, stopped_by, container)
         if sweep_group is not None:
-            print(f"to continue the whole sweep: {_sweep_resume_command(run_dir.parent)}", file=sys.stderr, flush=True)
+            from hydra.core.hydra_config import HydraConfig
+
+            sweep_dir = Path(str(HydraConfig.get().sweep.dir)) if HydraConfig.initialized() else run_dir.parent
+            print(f"to continue the whole sweep: {_sweep_resume_command(sweep_dir)}", file=sys.stderr, flush=True)
         raise SystemExit(code)
     _print_summary(run_dir)
     return True
@@ -256,7 +259,7 @@ def main() -> None:
     try:
         if env is not None:
             sys.exit(_run_under_launcher(env, sys.argv[1:]))
-        from cgatrain.precheck import check_command
+        from cgatrain.precheck import check_command, is_multirun
 
         refused = check_command(sys.argv[1:])
         if refused is not None:
@@ -266,7 +269,7 @@ def main() -> None:
         print("interrupted before the run started", file=sys.stderr)
         sys.exit(130)
     if FAILED_JOBS:
-        if any(arg in ("-m", "--multirun") for arg in sys.argv[1:]):  # a single run already printed its error
+        if is_multirun(sys.argv[1:]):  # a single run already printed its error
             print(f"{len(FAILED_JOBS)} of the sweep's jobs failed: {', '.join(FAILED_JOBS)}", file=sys.stderr)
         sys.exit(1)
 

@@ -101,8 +101,8 @@ def _start_fork_server() -> None:
     A signal to the whole process group (Ctrl-C, scancel, docker stop, an IDE) must not kill them,
     in the fork server's torch import or later: multiprocessing would lose the agents' exit codes
     (255). Both states survive exec and fork: an agent holds what comes before `_spawned_agent`
-    installed its handlers and unblocked them. This thread holds any it gets for those milliseconds
-    (one another thread of this process takes meanwhile is lost: nothing has started yet to stop).
+    installed its handlers and unblocked them. A stop signal sent to the parent in these milliseconds is
+    lost (ignored, not delayed): nothing has started yet that it could stop, and a second one is heard.
     """
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in HANDLED_SIGNALS}

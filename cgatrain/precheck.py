@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import functools
 import itertools
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -59,14 +58,32 @@ def _new_keys(full: Mapping[str, Any], reference: Mapping[str, Any], prefix: str
 
 
 def unknown_keys(overrides: list[str], composed: DictConfig | None = None) -> list[str]:
-    """A problem for each key the overrides add (`+train.epoch=2`) that no config file defines."""
+    """A problem for each key the overrides set or add (`train.epoch=2`, `+train.epoch=2`) that no config file defines."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     from cgatrain.compose import compose_config
 
-    full = OmegaConf.to_container(compose_config(overrides) if composed is None else composed, resolve=False)
     reference = _reference(tuple(_selections(overrides)))
+    # Keys set without `+`: Hydra refuses them one at a time ("Could not override"); name them all, with what exists.
+    problems = [_unknown(key, beside) for key, beside in (_missing(reference, o.key_or_group) for o in OverridesParser.create().parse_overrides(overrides)
+                if not (o.is_add() or o.is_delete() or o.key_or_group.startswith("hydra") or o.key_or_group.split("/")[0] in config_groups())) if key]
+    if problems:
+        return problems
+    full = OmegaConf.to_container(compose_config(overrides) if composed is None else composed, resolve=False)
     return [_unknown(key, beside) for key, beside in _new_keys(full, reference) if key.split(".")[0] not in SELF_CHECKED]  # type: ignore[arg-type]
+
+
+def _missing(reference: Mapping[str, Any], key: str) -> tuple[str, Mapping[str, Any]]:
+    """(key, the keys beside it) when a dotted key is absent from a mapping along its path, else ('', {})."""
+    node: Any = reference
+    for part in key.split("."):
+        if not isinstance(node, Mapping):
+            return "", {}  # a list or a value: Hydra says what is wrong with it
+        if part not in node:
+            return key, node
+        node = node[part]
+    return "", {}
 
 
 def _selections(overrides: list[str]) -> list[str]:
@@ -96,29 +113,17 @@ def _unknown(key: str, beside: Mapping[str, Any]) -> str:
     return f"unknown config key {key}{hint}; {section or 'the top level'} takes: {', '.join(sorted(str(k) for k in beside))}"
 
 
-def _missing_key(overrides: list[str], key: str) -> str:
-    """Hydra's 'Could not override KEY' (a key no config file defines), with the keys that do exist."""
-    from omegaconf import OmegaConf
-
-    from cgatrain.compose import compose_config
-
-    node = OmegaConf.to_container(compose_config([o for o in overrides if not o.lstrip("+~").startswith(key + "=")]), resolve=False)
-    for part in key.split(".")[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None  # type: ignore[assignment]
-    return _unknown(key, node if isinstance(node, dict) else {})
-
-
 def key_problems(overrides: list[str], composed: DictConfig | None = None) -> list[str]:
-    """The overrides' unknown keys, and Hydra's refusal to compose them (a missing group option...) as a problem."""
+    """The overrides' unknown keys, or Hydra's own refusal to compose them (a missing group option...)."""
     try:
         return unknown_keys(overrides, composed)
-    except Exception as error:  # Hydra's own refusals say what is wrong; a missing key gets ours, with the keys that exist
-        missing = re.match(r"Could not override '([\w.]+)'", str(error))
-        return [_missing_key(overrides, missing.group(1)) if missing else str(error).strip()]
+    except Exception as error:  # Hydra's message says what is wrong
+        return [str(error).strip()]
 
 
-def check_job(overrides: list[str]) -> list[str]:
-    """Every problem of one job's overrides (empty when it may start)."""
+def check_job(overrides: list[str], sweep: bool = False) -> list[str]:
+    """Every problem of one job's overrides (empty when it may start); `sweep`: a job of a `-m` sweep."""
+    from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf, open_dict
 
     from cgatrain.compose import compose_config
@@ -129,21 +134,27 @@ def check_job(overrides: list[str]) -> list[str]:
     except Exception:  # Hydra refuses it: key_problems says why
         return key_problems(overrides)
     target = str(OmegaConf.select(composed, "hydra.launcher._target_", default=""))
+    HydraConfig.instance().set_config(composed)  # ${hydra:...} resolves as in the job
     with open_dict(composed):
         del composed["hydra"]
     problems = key_problems(overrides, composed)
     try:
         cfg = OmegaConf.to_container(composed, resolve=True)
-    except Exception as error:  # an interpolation that cannot resolve
-        return [*problems, str(error).strip()]
+    except Exception:  # resolvable only where the job runs (${hydra:job.num}, ${oc.env:SLURM_TMPDIR}): checked there
+        return problems
     if cfg.get("resume"):  # type: ignore[union-attr]
         return problems  # checked against the saved config when the job starts
     try:
-        # A Slurm job runs on other nodes: their GPUs and data are checked there, when it starts.
-        validate(cfg, on_this_machine="Slurm" not in target)  # type: ignore[arg-type]
+        # A sweep's Slurm job runs on other nodes: their GPUs and data are checked there, when it starts.
+        validate(cfg, on_this_machine=not (sweep and "Slurm" in target))  # type: ignore[arg-type]
     except ConfigError as error:
         problems += str(error).split("\n  - ")[1:]
     return problems
+
+
+def is_multirun(argv: list[str]) -> bool:
+    """`-m`, `--multirun` or `hydra.mode=MULTIRUN` on the command line."""
+    return any(arg in ("-m", "--multirun", "hydra.mode=MULTIRUN") for arg in argv)
 
 
 def check_command(argv: list[str]) -> int | None:
@@ -152,10 +163,15 @@ def check_command(argv: list[str]) -> int | None:
     if any(flag not in RUN_FLAGS for flag in flags):
         return None
     overrides = [arg for arg in argv if not arg.startswith("-")]
-    jobs = expand_sweep(overrides) if any(flag in ("-m", "--multirun") for flag in flags) else [overrides]
+    if any(arg.startswith("hydra/sweeper=") for arg in overrides):
+        return None  # another sweeper (Optuna, Ax...) draws its own jobs
+    try:
+        jobs = expand_sweep(overrides) if is_multirun(argv) else [overrides]
+    except Exception:  # Hydra says what is wrong with the sweep syntax
+        return None
     if jobs is None:
         return None
-    failures = [(number, job, check_job(job)) for number, job in enumerate(jobs)]
+    failures = [(number, job, check_job(job, sweep=is_multirun(argv))) for number, job in enumerate(jobs)]
     failures = [failure for failure in failures if failure[2]]
     if not failures:
         return None

@@ -55,8 +55,9 @@ def test_slurm_jobs_skip_the_checks_of_this_machines_data() -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     missing_data = ["data=cifar10", "data.root=/nonexistent/data"]
     assert any("/nonexistent/data" in problem for problem in check_job(missing_data))
-    assert check_job(["hydra/launcher=submitit_slurm", *missing_data]) == []
-    assert check_job(["hydra/launcher=submitit_slurm", *missing_data, "optim.lr=-1"]) == ["optim.lr must be >= 0, got -1.0"]
+    assert check_job(["hydra/launcher=submitit_slurm", *missing_data], sweep=True) == []
+    assert check_job(["hydra/launcher=submitit_slurm", *missing_data, "optim.lr=-1"], sweep=True) == ["optim.lr must be >= 0, got -1.0"]
+    assert check_job(["hydra/launcher=submitit_slurm", *missing_data]) != []  # without -m the launcher is unused: it runs here
 
 
 def test_only_runs_and_sweeps_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,3 +65,24 @@ def test_only_runs_and_sweeps_are_checked(capsys: pytest.CaptureFixture[str]) ->
     assert check_command(["optim.lr=0.1"]) is None
     assert check_command(["-m", "optim.lr=0.1,-1"]) == 2
     assert "1 of 2 sweep jobs have an invalid config; no job was started" in capsys.readouterr().err
+
+
+def test_every_key_set_without_plus_that_no_file_defines_is_named_at_once() -> None:
+    problems = check_job(["train.epoch=2", "train.batchsize=3"])
+    assert [problem.split(";")[0] for problem in problems] == [
+        "unknown config key train.epoch (did you mean train.epochs?)", "unknown config key train.batchsize (did you mean train.batch_size?)"]
+    assert "Could not override 'hydra.job.env_set.FOO'" in check_job(["hydra.job.env_set.FOO=1"])[0]  # Hydra's own hint (use +)
+
+
+def test_values_that_resolve_only_in_the_job_are_not_refused() -> None:
+    # ${hydra:...} resolves as in the job; ${oc.env:...} of the job's node cannot resolve here: left to the job
+    assert check_job(["logger.wandb.group=${hydra:runtime.choices.algorithm}"]) == []
+    assert check_job(["logger.wandb.name=${hydra:job.name}", "agents=0"]) == ["agents must be an integer >= 1, got 0"]
+    assert check_job(["data=cifar10", "data.root=${oc.env:CGATRAIN_NO_SUCH_VARIABLE}/data"], sweep=True) == []
+
+
+def test_hydra_mode_multirun_is_a_sweep_and_other_sweepers_are_left_to_hydra(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_command(["hydra.mode=MULTIRUN", "seed=0,-1"]) == 2
+    assert "1 of 2 sweep jobs have an invalid config" in capsys.readouterr().err
+    assert check_command(["-m", "hydra/sweeper=optuna", "optim.lr=interval(0,1)"]) is None
+    assert check_command(["-m", "optim.lr=interval(0,1)"]) is None  # the basic sweeper explains it cannot sweep intervals
