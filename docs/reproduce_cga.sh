@@ -24,7 +24,9 @@ fi
 if [ "$which" = mnist ] || [ "$which" = all ]; then
   # MNIST test set split 8000/2000, agent r holds classes r and r+5 cut to 723 images each,
   # batch 128, lr 0.01 decayed 0.981, 5 epochs (experiment=mnist_cga_setup). The authors' preset
-  # runs with their ReLU-free CNN.
+  # runs on the paper's CNN without ReLUs (model=cnn model.activation=none, 1,676,266 parameters), a
+  # stand-in for the authors' own CNN; docs/cga.md's numbers come from it. The authors' CNN itself
+  # (model=cnn_authors, 70,762 parameters): cgatrain experiment=cga_authors_mnist.
   topologies="${MNIST_TOPOLOGIES:-ring,complete,bipartite}"
   cgatrain -m experiment=mnist_cga_setup algorithm=dpmsgd,cga,compcga,centralized topology="$topologies" \
     "${common[@]}" "hydra.sweep.dir=$out/mnist/main"
