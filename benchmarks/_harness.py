@@ -33,6 +33,21 @@ def agent_device(rank: int, options: dict[str, Any]) -> torch.device:
     return torch.device("cuda", rank % gpus)
 
 
+def refuse_missing_gpus(device: str, gpus: int | None) -> None:
+    """Exit 2 in the parent, before any agent spawns, when `--device cuda` asks for GPUs that are not visible."""
+    if device != "cuda":
+        return
+    visible = torch.cuda.device_count()
+    if visible == 0:
+        message = "--device cuda but no CUDA GPU is visible; use --device cpu"
+    elif gpus is not None and not 1 <= gpus <= visible:
+        message = f"--gpus {gpus} but {visible} CUDA GPU(s) are visible"
+    else:
+        return
+    print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for the GPU, so that wall-clock timings cover the kernels they launched (no-op on CPU)."""
     if device.type == "cuda":

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness
 import step_time
 
 PAPER_SECONDS_PER_EPOCH = 55.0
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cross-grad-mode", default="auto", help="CGA's cross_grad_mode (auto = vmap on GPUs)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    _harness.refuse_missing_gpus(args.device, args.gpus if args.device == "cuda" else None)
     result = step_time.main([
         "--agents", str(args.agents), "--model", args.model, "--data", "cifar10-shaped", "--batch-size", str(args.batch_size),
         "--algorithms", f"cga:cross_grad_mode={args.cross_grad_mode},momentum=0.98", "dpmsgd:momentum=0.98", "--baseline", "dpmsgd:momentum=0.98",

@@ -231,6 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    _harness.refuse_missing_gpus(args.device, args.gpus)
     options = {
         "sizes": [kib * 1024 for kib in args.sizes_kib],
         "iters": args.iters, "min_iters": args.min_iters, "budget_mb": args.budget_mb,

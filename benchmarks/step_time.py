@@ -234,6 +234,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    _harness.refuse_missing_gpus(args.device, args.gpus)
     options = {
         "model": args.model, "data": args.data, "batch_size": args.batch_size, "algorithms": args.algorithms,
         "baseline": args.baseline, "topology": args.topology, "steps": args.steps, "warmup": args.warmup,
