@@ -85,3 +85,16 @@ def test_sweep_sbatch_forwards_sigusr1_and_requeues(tmp_path: Path) -> None:
     again = subprocess.run(["bash", *script], cwd=tmp_path, env=slurm_env(bin_dir, 1), capture_output=True, text=True, check=False, timeout=200)
     assert again.returncode == 0, again.stderr[-3000:]
     assert [json.loads((sweep / job_id / "summary.json").read_text())["status"] for job_id in ("0", "1")] == ["completed", "completed"]
+
+
+@pytest.mark.parametrize("script", ["cgatrain.sbatch", "sweep.sbatch"])
+def test_sbatch_script_run_outside_slurm_refuses_before_starting_anything(tmp_path: Path, script: str) -> None:
+    bin_dir = stand_ins(tmp_path / "bin")
+    for name in ("srun", "python"):  # record any start: nothing may start outside a job
+        (bin_dir / name).write_text(f'#!/bin/bash\necho {name} >> {bin_dir}/started.log\n')
+    env = {key: value for key, value in slurm_env(bin_dir, 0).items() if not key.startswith("SLURM_")}
+    done = subprocess.run(["bash", str(ROOT / "slurm" / script), "algorithm=dpmsgd"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "not inside a Slurm job (SLURM_JOB_ID is unset); submit it with: sbatch" in done.stderr
+    assert "unbound variable" not in done.stderr and not (bin_dir / "started.log").exists()
