@@ -127,7 +127,7 @@ def _select(cells: list[Cell], args: argparse.Namespace) -> list[Cell]:
     return chosen
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data_takes_root(data_choice: tuple[str, ...]) -> bool:
     """Whether the data config these experiment/data overrides compose has a `root` (`data=fake` has none)."""
     from cgatrain.compose import compose_config
