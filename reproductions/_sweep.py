@@ -6,8 +6,10 @@ writes results.json and table.md (the consensus model's test accuracy per cell) 
 
 Common flags: --data-root (where the data sets are, default data/), --out (default
 reproductions/out/<script>), --agents (replace the paper's agent counts, e.g. on a small machine),
---epochs, --smoke (one short run per distinct setting: for tests and first tries), --dry-run (print
-the commands only, ready to paste); anything after `--` is passed to every run as extra overrides.
+--epochs, --smoke (a few steps of every method of the table, each once: for tests and first tries),
+--dry-run (print the commands only, ready to paste); anything after `--` is passed to every run as extra
+overrides (`-- data=fake` tries a script without the data sets; `-- resume=auto` continues an interrupted
+table: finished cells are not run again).
 
 Before the first run, the first cell of each data set is composed and validated in-process (a missing
 data set or a bad override ends the script with status 2 in seconds, before any run). A cell that fails
@@ -17,7 +19,9 @@ has its error printed at once and listed under the table.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from cgatrain.reporting.schema import load_summary
 
+SMOKE_MAX_CELLS = 10  # above this, --smoke runs each method once on one data set/model only
 SMOKE = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=4", "train.progress_bar=false", "checkpoint.enabled=false", "comm.timeout_s=60"]
 
 
@@ -37,7 +42,7 @@ class Cell:
     row: str
     column: str
     overrides: list[str]
-    group: str = ""  # cells of one group differ only in algorithm/compression: --smoke runs one per group
+    group: str = ""  # the part of the table the cell belongs to (a model, a table): a label only
     agents: int | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -45,6 +50,16 @@ class Cell:
     def algorithm(self) -> str | None:
         chosen = [o.split("=", 1)[1] for o in self.overrides if o.startswith("algorithm=")]
         return chosen[-1] if chosen else None
+
+    @property
+    def method(self) -> tuple[str, ...]:
+        """The algorithm and compression overrides: what tells the table's methods apart."""
+        return tuple(o for o in self.overrides if o.lstrip("~+").split("=", 1)[0].split(".")[0] in ("algorithm", "compressor"))
+
+    @property
+    def data_choice(self) -> tuple[str, ...]:
+        """The experiment/data overrides: which data set and model the cell trains."""
+        return tuple(o for o in self.overrides if o.startswith(("experiment=", "data=")))
 
 
 def parse_args(description: str, argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -57,7 +72,7 @@ def parse_args(description: str, argv: Sequence[str] | None) -> tuple[argparse.N
     parser.add_argument("--out", default=None, help="output folder (default reproductions/out/<script>)")
     parser.add_argument("--agents", type=int, nargs="*", default=None, help="agent counts to run instead of the paper's")
     parser.add_argument("--epochs", type=int, default=None, help="epochs instead of the experiment file's")
-    parser.add_argument("--smoke", action="store_true", help="one short run per distinct setting")
+    parser.add_argument("--smoke", action="store_true", help="a few steps of every method of the table, each once")
     parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     return parser.parse_args(argv), extra
 
@@ -68,38 +83,79 @@ def _registered_algorithms() -> set[str]:
     return set(ALGORITHMS)
 
 
+def smoke_cells(cells: list[Cell]) -> list[Cell]:
+    """One cell per (data set/model, method), the first (smallest agent count/topology) of each; over
+    SMOKE_MAX_CELLS, one per method, each on a data set/model no earlier pick covers where one is left."""
+    per_setting: dict[tuple, Cell] = {}
+    for cell in cells:
+        per_setting.setdefault((cell.data_choice, cell.method), cell)
+    if len(per_setting) <= SMOKE_MAX_CELLS:
+        return list(per_setting.values())
+    per_method: dict[tuple[str, ...], list[Cell]] = {}
+    for cell in cells:
+        per_method.setdefault(cell.method, []).append(cell)
+    covered: set[tuple[str, ...]] = set()
+    chosen: list[Cell] = []
+    for group in per_method.values():
+        cell = next((c for c in group if c.data_choice not in covered), group[0])
+        covered.add(cell.data_choice)
+        chosen.append(cell)
+    return sorted(chosen, key=lambda c: next(i for i, other in enumerate(cells) if other is c))
+
+
 def _select(cells: list[Cell], args: argparse.Namespace) -> list[Cell]:
     known = _registered_algorithms()
     chosen: list[Cell] = []
-    seen_groups: set[str] = set()
     missing = sorted({c.algorithm for c in cells if c.algorithm is not None and c.algorithm not in known})
     if missing:
         print(f"skipped: the cells of {', '.join(missing)} (not algorithms of this checkout)")
     for cell in cells:
         if cell.algorithm in missing:
             continue
-        if args.smoke and cell.group in seen_groups:
-            continue
-        seen_groups.add(cell.group)
         chosen.append(cell)
+    if args.smoke:
+        chosen = smoke_cells(chosen)
     if args.agents:
         # the paper's agent counts replaced by the requested ones; other settings kept, duplicates dropped
         expanded: dict[tuple[str, str], Cell] = {}
         for cell in chosen:
             for count in [None] if cell.agents is None else args.agents:
+                row = cell.row if count is None else cell.row.replace(f"{cell.agents} agents", f"{count} agents")
                 column = cell.column if count is None else cell.column.replace(f"({cell.agents})", f"({count})")
-                expanded.setdefault((cell.row, column), Cell(cell.row, column, cell.overrides, cell.group, count))
+                expanded.setdefault((row, column), Cell(row, column, cell.overrides, cell.group, count))
         chosen = list(expanded.values())
     return chosen
 
 
+@functools.cache
+def _data_takes_root(data_choice: tuple[str, ...]) -> bool:
+    """Whether the data config these experiment/data overrides compose has a `root` (`data=fake` has none)."""
+    from cgatrain.compose import compose_config
+
+    try:
+        return "root" in compose_config(list(data_choice)).get("data", {})
+    except Exception:  # a bad experiment/data choice: the precheck (or the run) names it
+        return True
+
+
 def _overrides(cell: Cell, args: argparse.Namespace, extra: list[str], run_dir: Path, data_root: str) -> list[str]:
-    overrides = [*cell.overrides, f"data.root={data_root}", f"hydra.run.dir={run_dir}"]
+    data_choice = tuple(o for o in [*cell.overrides, *extra] if o.startswith(("experiment=", "data=")))
+    root = [f"data.root={data_root}"] if _data_takes_root(data_choice) else []
+    overrides = [*cell.overrides, *root, f"hydra.run.dir={run_dir}"]
     if cell.agents is not None:
         overrides.append(f"agents={cell.agents}")
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
     return overrides + (SMOKE if args.smoke else []) + extra
+
+
+def _print_commands(jobs_overrides: list[list[str]]) -> int:
+    try:
+        for overrides in jobs_overrides:
+            print(shlex.join([sys.executable, "-m", "cgatrain", *overrides]), flush=True)
+    except BrokenPipeError:  # `--dry-run | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+    return 0
 
 
 def precheck(jobs: list[tuple[str, list[str]]]) -> list[str]:
@@ -125,10 +181,10 @@ def run_table(name: str, title: str, cells: list[Cell], argv: Sequence[str] | No
     data_root = str(Path(args.data_root).resolve())
     jobs = [(cell, out / f"{index:03d}") for index, cell in enumerate(_select(cells, args))]
     jobs_overrides = [_overrides(cell, args, extra, run_dir, data_root) for cell, run_dir in jobs]
+    if args.agents and any(cell.agents is not None for cell in cells):
+        title += f" (agents: {', '.join(map(str, args.agents))})"
     if args.dry_run:
-        for overrides in jobs_overrides:
-            print(shlex.join([sys.executable, "-m", "cgatrain", *overrides]))
-        return 0
+        return _print_commands(jobs_overrides)
     if problems := precheck([(f"{cell.row} / {cell.column}", overrides) for (cell, _), overrides in zip(jobs, jobs_overrides)]):
         print("error: the table's runs cannot start; no run was made:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2

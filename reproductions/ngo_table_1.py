@@ -3,6 +3,10 @@ and centralized training, i.i.d. and non-i.i.d., on the ring, random (edge proba
 graphs with 10 workers (experiment=ngo_cifar10, experiment=ngo_tinyimagenet).
 
     python reproductions/ngo_table_1.py --data-root data
+    python reproductions/ngo_table_1.py --smoke --agents 2 -- data=fake   # no files: random 32x32 images
+
+With `-- data=fake` the TinyImageNet rows train ResNet-18 on fake data's 32x32 images of 10 classes; add
+`data.image_shape=[3,64,64] data.num_classes=200` for TinyImageNet's shapes (every row then takes them).
 """
 
 from __future__ import annotations

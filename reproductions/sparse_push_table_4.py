@@ -3,6 +3,9 @@ top-k 100%, 1% and 0.1% on its 4-node directed ring, for CIFAR-10 ResNet-20, CIF
 CIFAR-100 ResNet-110 (experiment=sp_<data>_<model>, IID data).
 
     python reproductions/sparse_push_table_4.py --data-root data
+    python reproductions/sparse_push_table_4.py --smoke -- data=fake   # no files: random 32x32 images
+
+With `-- data=fake` the CIFAR-100 rows have fake data's 10 classes (add `data.num_classes=100` for 100).
 """
 
 from __future__ import annotations

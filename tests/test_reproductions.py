@@ -75,6 +75,83 @@ def test_table_script_runs_a_few_steps_on_fixture_data(name: str, data_root: Pat
     results = json.loads((tmp_path / "results.json").read_text())
     assert results and all(r["summary"]["status"] == "completed" for r in results)
     assert "|" in (tmp_path / "table.md").read_text()
+    assert {_method(r["overrides"]) for r in results} == _methods(name), "the smoke runs leave out methods of the table"
+
+
+def _method(overrides: list[str]) -> tuple[str, ...]:
+    """A run's method: its algorithm and compression overrides (`algorithm=`, `algorithm.eta=`, `~compressor.fraction`...)."""
+    return tuple(o for o in overrides if o.lstrip("~+").split("=", 1)[0].split(".")[0] in ("algorithm", "compressor"))
+
+
+def _methods(name: str) -> set[tuple[str, ...]]:
+    """Every method of a script's table that this checkout can run."""
+    from cgatrain.algorithms import ALGORITHMS
+
+    return {_method(c.overrides) for c in _script(name).cells() if c.algorithm is None or c.algorithm in ALGORITHMS}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_smoke_runs_every_algorithm_and_compression_of_the_table_once(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    assert _script(name).main(["--dry-run", "--smoke", "--agents", "2", "--out", str(tmp_path), "--", "data=fake"]) == 0
+    commands = [shlex.split(line)[3:] for line in capsys.readouterr().out.strip().splitlines() if not line.startswith("skipped:")]
+    assert {_method(command) for command in commands} == _methods(name)
+    data_choices = [tuple(o for o in command if o.startswith(("experiment=", "data="))) for command in commands]
+    assert len(set(zip(data_choices, map(_method, commands)))) == len(commands) <= 10  # each setting once, few runs
+    algorithms = {c.algorithm for c in _script(name).cells()} - {None}
+    assert algorithms <= {o.split("=", 1)[1] for command in commands for o in command if o.startswith("algorithm=")} | _missing_algorithms()
+
+
+def _missing_algorithms() -> set[str]:
+    from cgatrain.algorithms import ALGORITHMS
+
+    return {c.algorithm for name in SCRIPTS for c in _script(name).cells()} - set(ALGORITHMS)
+
+
+@pytest.mark.timeout(120)
+def test_data_fake_runs_a_table_without_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from cgatrain.reporting.schema import RunSummary, write_summary
+
+    sweep = _script("_sweep")
+    commands: list[list[str]] = []
+
+    def fake_run(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        commands.append(command)
+        run_dir = Path(next(o for o in command if o.startswith("hydra.run.dir=")).split("=", 1)[1])
+        run_dir.mkdir(parents=True)
+        write_summary(run_dir, RunSummary(status="completed", consensus_test_accuracy=0.1))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)  # the precheck is real: it refuses data.root on data=fake
+    assert _script("ngo_table_1").main(["--smoke", "--agents", "2", "--out", str(tmp_path), "--", "data=fake"]) == 0
+    assert commands and not any(o.startswith("data.root=") for command in commands for o in command)
+    assert (tmp_path / "table.md").read_text().startswith("## NGO Table 1: CIFAR-10 and TinyImageNet, 10 workers (agents: 2)\n")
+    capsys.readouterr()
+    assert _script("sparse_push_table_2").main(["--dry-run", "--agents", "2", "--data-root", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines and all(f"data.root={tmp_path}" in line for line in lines)  # real data sets still get the root
+
+
+def test_cdsgd_has_the_papers_one_model_baseline_and_the_all_reduce_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cells = {c.row: c for c in _script("cdsgd_figure_1").cells()}
+    one_model = cells["SGD (one model, all data)"]
+    assert one_model.agents is None and {"algorithm=local", "algorithm.momentum=0", "agents=1"} <= set(one_model.overrides)
+    assert "algorithm=centralized" in cells["All-reduce SGD (5 agents)"].overrides and cells["All-reduce SGD (5 agents)"].agents == 5
+    assert _script("cdsgd_figure_1").main(["--dry-run", "--agents", "2", "--out", str(tmp_path)]) == 0
+    commands = [line.split() for line in capsys.readouterr().out.splitlines()]
+    one_model = [c for c in commands if "algorithm=local" in c]
+    assert len(one_model) == 1 and "agents=1" in one_model[0] and "agents=2" not in one_model[0]  # --agents leaves it alone
+    assert sum("algorithm=centralized" in c and "agents=2" in c for c in commands) == 1
+
+
+@pytest.mark.timeout(120)
+def test_dry_run_into_a_closed_pipe_is_quiet() -> None:
+    # the reader is gone before the script prints (it needs seconds to import): as `--dry-run | head -0`
+    process = subprocess.Popen([sys.executable, str(REPRODUCTIONS / "cga_tables_2_3.py"), "--dry-run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=100) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
 
 
 def test_dry_run_prints_commands_that_paste_into_a_shell(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,11 +202,11 @@ def test_a_failed_cells_error_is_printed_at_once_and_listed_under_the_table(tmp_
     assert _script("ngo_table_1").main(["--smoke", "--agents", "2", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "failed (CIFAR10 i.i.d. Centralized / (2)): run failed: agent 1 (pid 7) was killed by SIGKILL" in err
-    assert "failed (CIFAR10 non i.i.d. Centralized / (2)): error: invalid config:\n  - data=cifar10: missing data_batch_1" in err
+    assert "failed (CIFAR10 i.i.d. Ring / Gossip (2)): error: invalid config:\n  - data=cifar10: missing data_batch_1" in err
     table = (tmp_path / "table.md").read_text()
     assert "| TinyImagenet i.i.d. Centralized | 50.00% |" in table
     failures = table.split("Failed cells (2):")[1]
     assert "- CIFAR10 i.i.d. Centralized / (2): run failed: agent 1 (pid 7) was killed by SIGKILL" in failures
-    assert "- CIFAR10 non i.i.d. Centralized / (2): error: invalid config: |   - data=cifar10: missing data_batch_1" in failures
+    assert "- CIFAR10 i.i.d. Ring / Gossip (2): error: invalid config: |   - data=cifar10: missing data_batch_1" in failures
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [r["summary"]["status"] for r in results] == ["failed", "failed", "completed", "completed"]
+    assert [r["summary"]["status"] for r in results] == ["failed", "failed", "completed", "completed", "completed", "completed"]
