@@ -64,10 +64,11 @@ def unknown_keys(overrides: list[str], composed: DictConfig | None = None) -> li
 
     from cgatrain.compose import compose_config
 
-    reference = _reference(tuple(_selections(overrides)))
+    groups, parsed = config_groups(), OverridesParser.create().parse_overrides(overrides)
+    reference = _reference(tuple(o.input_line for o in parsed if _selects(o.key_or_group, groups)))
     # Keys set without `+`: Hydra refuses them one at a time ("Could not override"); name them all, with what exists.
-    problems = [_unknown(key, beside) for key, beside in (_missing(reference, o.key_or_group) for o in OverridesParser.create().parse_overrides(overrides)
-                if not (o.is_add() or o.is_delete() or o.key_or_group.startswith("hydra") or o.key_or_group.split("/")[0] in config_groups())) if key]
+    plain = [o.key_or_group for o in parsed if not (o.is_add() or o.is_delete() or _selects(o.key_or_group, groups))]
+    problems = [_unknown(key, beside) for key, beside in (_missing(reference, key) for key in plain) if key]
     if problems:
         return problems
     full = OmegaConf.to_container(compose_config(overrides) if composed is None else composed, resolve=False)
@@ -86,13 +87,9 @@ def _missing(reference: Mapping[str, Any], key: str) -> tuple[str, Mapping[str, 
     return "", {}
 
 
-def _selections(overrides: list[str]) -> list[str]:
-    """The overrides that pick config files (group options, experiments, Hydra's launcher), not values."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    groups = config_groups()
-    return [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
-            if o.key_or_group.split("/")[0] in groups or o.key_or_group.startswith("hydra")]
+def _selects(key_or_group: str, groups: set[str]) -> bool:
+    """True for an override that picks config files (a group option, an experiment) or sets Hydra's own config."""
+    return key_or_group.split("/")[0] in groups or key_or_group.startswith("hydra")
 
 
 @functools.lru_cache(maxsize=64)
