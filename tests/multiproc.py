@@ -54,3 +54,25 @@ def run_agents(fn: Callable[..., Any], world_size: int, tmp_path: Path, *args: A
             if process.is_alive():
                 process.kill()
     return [pickle.loads(Path(tmp_path, f"rank{rank}.pkl").read_bytes()) for rank in range(world_size)]
+
+
+def stop_and_resume(build: Callable[[bool], tuple[Any, Any]], finish_before_saving: bool = False,
+                    steps: int = 6, stop_after: int = 3, lr: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """An agent's parameters after `steps` steps straight, and after `stop_after` steps, a state_dict round
+    trip into fresh objects and the rest; `build(resumed)` returns a fresh (FlatModel, Algorithm)."""
+    model, algorithm = build(False)
+    for step in range(steps):
+        algorithm.step(lr, step, 0)
+    uninterrupted = model.params.clone()
+    model, algorithm = build(False)
+    for step in range(stop_after):
+        algorithm.step(lr, step, 0)
+    if finish_before_saving:
+        algorithm.finish(stop_after, 0)  # the end of a finished run, which is then extended
+    saved_params, saved_state = model.params.clone(), {k: v.clone() for k, v in algorithm.state_dict().items()}
+    model, algorithm = build(True)
+    model.params.copy_(saved_params)
+    algorithm.load_state_dict(saved_state)
+    for step in range(stop_after, steps):
+        algorithm.step(lr, step, 0)
+    return uninterrupted, model.params.clone()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from multiproc import run_agents
+from multiproc import run_agents, stop_and_resume
 from test_algorithms_distributed import (
     RING,
     SWITCHING,
@@ -225,22 +225,9 @@ def test_local_sgd_matches_reference(tmp_path: Path, hparams: dict, world_size: 
 
 
 def _stop_and_resume(rank: int, world_size: int, name: str, hparams: dict, shards: list) -> tuple[torch.Tensor, torch.Tensor]:
-    """Six steps straight, against three steps, a state_dict round trip into fresh objects, three more."""
+    """Six steps straight, against three steps, a state_dict round trip into fresh objects (another start), three more."""
     exchange = NeighborExchange(rank, world_size, torch.device("cpu"))
-    model, algorithm = _build(rank, world_size, name, hparams, RING, shards, exchange)
-    for step in range(6):
-        algorithm.step(0.05, step, 0)
-    uninterrupted = model.params.clone()
-    model, algorithm = _build(rank, world_size, name, hparams, RING, shards, exchange)
-    for step in range(3):
-        algorithm.step(0.05, step, 0)
-    saved_params, saved_state = model.params.clone(), {k: v.clone() for k, v in algorithm.state_dict().items()}
-    model, algorithm = _build(rank, world_size, name, hparams, RING, shards, exchange, same_init=True)  # a different start
-    model.params.copy_(saved_params)
-    algorithm.load_state_dict(saved_state)
-    for step in range(3, 6):
-        algorithm.step(0.05, step, 0)
-    return uninterrupted, model.params.clone()
+    return stop_and_resume(lambda resumed: _build(rank, world_size, name, hparams, RING, shards, exchange, same_init=resumed))
 
 
 @pytest.mark.parametrize(

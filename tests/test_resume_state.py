@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from multiproc import run_agents
+from multiproc import run_agents, stop_and_resume
 from test_algorithms_distributed import make_data, make_model
 from torch import nn
 
@@ -33,22 +33,7 @@ def _fresh(rank: int, world_size: int, name: str, topology_cfg: dict, compressor
 
 def _stop_and_resume(rank: int, world_size: int, name: str, topology_cfg: dict, compressor: dict, shards: list) -> tuple[torch.Tensor, torch.Tensor]:
     exchange = NeighborExchange(rank, world_size, torch.device("cpu"))
-    model, algorithm = _fresh(rank, world_size, name, topology_cfg, compressor, shards, exchange)
-    for step in range(6):
-        algorithm.step(0.05, step, 0)
-    uninterrupted = model.params.clone()
-
-    model, algorithm = _fresh(rank, world_size, name, topology_cfg, compressor, shards, exchange)
-    for step in range(3):
-        algorithm.step(0.05, step, 0)
-    algorithm.finish(3, 0)  # the end of a finished run, which is then extended
-    saved_params, saved_state = model.params.clone(), {k: v.clone() for k, v in algorithm.state_dict().items()}
-    model, algorithm = _fresh(rank, world_size, name, topology_cfg, compressor, shards, exchange)
-    model.params.copy_(saved_params)
-    algorithm.load_state_dict(saved_state)
-    for step in range(3, 6):
-        algorithm.step(0.05, step, 0)
-    return uninterrupted, model.params.clone()
+    return stop_and_resume(lambda _resumed: _fresh(rank, world_size, name, topology_cfg, compressor, shards, exchange), finish_before_saving=True)
 
 
 @pytest.mark.parametrize(
