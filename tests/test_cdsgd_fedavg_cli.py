@@ -108,3 +108,18 @@ def test_only_algorithms_that_talk_along_edges_claim_the_topology() -> None:
     assert get_algorithm("local").topology_role({"average_every": 1, "average_with": "gossip"}) is None
     for name in ("cga", "dpsgd", "sgp", "ngo", "swarmsgd"):
         assert get_algorithm(name).topology_role({}) is None
+
+
+def test_the_banner_shows_mixing_weights_only_where_the_update_reads_them() -> None:
+    from cgatrain.algorithms import get_algorithm
+    from cgatrain.topology import build_topology
+    from cgatrain.train.banner import topology_line
+
+    ring = build_topology({"graph": "ring", "weights": "uniform"}, 5)
+    swarm = topology_line(get_algorithm("swarmsgd"), {"name": "swarmsgd"}, ring)
+    assert "degree 2..2" in swarm and "weights=" not in swarm and "spectral gap" not in swarm
+    assert swarm.endswith("mixing weights: not used (swarmsgd: matched pairs average 1/2-1/2)")
+    for name in ("cga", "dpmsgd", "sgp", "ngo"):  # NGO reads W's off-diagonal entries
+        assert topology_line(get_algorithm(name), {"name": name}, ring) == ring.describe()
+    assert "weights=uniform" in ring.describe()
+    assert topology_line(get_algorithm("local"), {"name": "local"}, ring) == "Topology: not used (local: no communication at all)"

@@ -283,6 +283,10 @@ def test_all_config_files_build_and_describe() -> None:
         assert "n=" in text and "spectral gap" in text
         topology.validate("column" if topology.directed else "row")
     assert "u=0.5" in build_topology(yaml.safe_load((CONFIG_DIR / "random.yaml").read_text()), 8).describe()
+    # The paper's figure graphs are named in the banner, not just "custom", also inside a schedule.
+    schedule = build_topology(yaml.safe_load((CONFIG_DIR / "sp_time_varying.yaml").read_text()), 4).describe()
+    assert all(f"[{i}] schedule[{i}] sp_fig4_{c} (custom):" in schedule for i, c in enumerate("abc"))
+    assert "[0] sp_fig4_b (custom):" in build_topology(yaml.safe_load((CONFIG_DIR / "sp_fig4_b.yaml").read_text()), 4).describe()
     assert set(GRAPH_NAMES) == {"complete", "ring", "bipartite", "torus", "star", "exponential",
                                 "directed_ring", "random", "one_peer_exponential", "custom"}
 

@@ -76,6 +76,11 @@ class Algorithm(ABC):
         return None
 
     @classmethod
+    def ignored_weights(cls, hparams: Mapping[str, Any]) -> str | None:
+        """None when the topology's mixing weights enter the update, else what is used instead (for the banner)."""
+        return None
+
+    @classmethod
     def check_topology(cls, topology: Topology, hparams: Mapping[str, Any]) -> None:
         """Reject a topology this algorithm cannot run on (beyond `mixing`), before any process starts."""
 

@@ -38,6 +38,10 @@ class SwarmSGD(Algorithm):
             raise ValueError(f"algorithm.local_steps (H, local SGD steps before each pair average) must be an integer >= 1, got {steps!r}")
 
     @classmethod
+    def ignored_weights(cls, hparams: Mapping[str, Any]) -> str | None:
+        return "matched pairs average 1/2-1/2"
+
+    @classmethod
     def check_topology(cls, topology: Topology, hparams: Mapping[str, Any]) -> None:
         if not any(A.any() for A, _ in topology.worst_case_graphs()):
             raise ValueError(f"algorithm=swarmsgd averages models along graph edges, but the topology "

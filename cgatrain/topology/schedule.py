@@ -246,35 +246,38 @@ class Topology:
                 label = entry.label if entry.static_adjacency is not None else f"{entry.label} at step {step}"
                 check_weights(W, A, require, label, entry.stochasticity_hint(A))
 
-    def describe(self) -> str:
-        """Multi-line human summary of the topology."""
+    def describe(self, weights: bool = True) -> str:
+        """Multi-line human summary of the topology; `weights=False` leaves out the mixing weights' figures."""
         header = f"Topology: n={self.num_agents}, {'directed' if self.directed else 'undirected'}"
         if self._is_schedule:
             header += (f", schedule of {len(self._entries)} graph(s), switching every "
                        f"{self.switch_every} {self.switch_unit}(s)")
         lines = [header + ("" if self.time_varying else ", static")]
         for index, entry in enumerate(self._entries):
-            lines.append(f"  [{index}] {entry.label}: " + self._describe_entry(entry))
+            lines.append(f"  [{index}] {entry.label}: " + self._describe_entry(entry, weights))
         return "\n".join(lines)
 
-    def _describe_entry(self, entry: _GraphEntry) -> str:
+    def _describe_entry(self, entry: _GraphEntry, weights: bool) -> str:
         if entry.static_adjacency is None:
             samples = [(entry.adjacency(s, self.seed), entry.mixing(s, self.seed)) for s in entry.sample_steps()]
             row = all(is_row_stochastic(W) for _, W in samples)
             column = all(is_column_stochastic(W) for _, W in samples)
             kind = "doubly" if row and column else "row" if row else "column" if column else "none"
             gaps = [spectral_gap(W) for _, W in samples]
-            stats = (f"weights={entry.weights_kind}, {kind} stochastic, spectral gap mean {np.mean(gaps):.4f} "
-                     f"(min {min(gaps):.4f}) over {len(samples)} sampled steps")
+            stats = (f", weights={entry.weights_kind}, {kind} stochastic, spectral gap mean {np.mean(gaps):.4f} "
+                     f"(min {min(gaps):.4f}) over {len(samples)} sampled steps") if weights else ""
             if entry.kind == "one_peer_exponential":
                 hops = [2 ** k for k in range(len(samples))] if self.num_agents > 1 else []
-                return f"per-step one-peer graph, period {len(samples)} step(s), hops {hops}, " + stats
+                return f"per-step one-peer graph, period {len(samples)} step(s), hops {hops}" + stats
             u = entry.params["edge_prob"]
-            return f"per-step graph, u={u}, expected degree {u * (self.num_agents - 1):.2f}, " + stats
-        A, W = entry.static_adjacency, entry.mixing(0, self.seed)
+            return f"per-step graph, u={u}, expected degree {u * (self.num_agents - 1):.2f}" + stats
+        A = entry.static_adjacency
         in_deg, out_deg = A.sum(axis=1), A.sum(axis=0)
         degrees = (f"in-degree {in_deg.min()}..{in_deg.max()}, out-degree {out_deg.min()}..{out_deg.max()}"
                    if entry.directed else f"degree {in_deg.min()}..{in_deg.max()}")
+        if not weights:
+            return degrees
+        W = entry.mixing(0, self.seed)
         return (f"{degrees}, weights={entry.weights_kind}, {stochasticity_label(W)} stochastic, "
                 f"spectral gap {spectral_gap(W):.4f}, consensus rate {consensus_rate(W):.4f}")
 
@@ -317,5 +320,7 @@ def build_topology(cfg: Mapping[str, Any], num_agents: int, seed: int = 0) -> To
         if isinstance(spec, dict) and "schedule" in spec:
             raise TopologyError(f"schedule[{index}]: nested schedules are not supported")
         kind = spec.get("graph") if isinstance(spec, dict) else None
-        entries.append(_parse_entry(spec, num_agents, default_weights, f"schedule[{index}] {kind}"))
+        name = spec.get("name") if isinstance(spec, dict) else None
+        label = f"schedule[{index}] {name} ({kind})" if name else f"schedule[{index}] {kind}"
+        entries.append(_parse_entry(spec, num_agents, default_weights, label))
     return Topology(entries, num_agents, seed, switch_every, switch_unit, is_schedule=True)

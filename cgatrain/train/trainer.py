@@ -24,6 +24,7 @@ from cgatrain.reporting import Reporter, write_json
 from cgatrain.reporting.schema import AgentResult, EpochRecord, RunSummary
 from cgatrain.topology import build_topology
 from cgatrain.train import lifecycle, metrics, rng
+from cgatrain.train.banner import run_banner, topology_line
 from cgatrain.train.generalization import train_accuracy_scores
 from cgatrain.train.schedule import learning_rate_at
 from cgatrain.train.sync_index import SyncIndex
@@ -87,17 +88,9 @@ class Trainer:
         self.reporter.print(self._banner())
 
     def _banner(self) -> str:
-        cfg = self.cfg
-        return (
-            f"cgatrain: {cfg['algorithm']['name']} | {self.world_size} agents | data {self.data.name} "
-            f"({len(self.data.train_y)} train / {len(self.data.test_y)} test) split {cfg['partition']['name']} | "
-            f"model {cfg['model']['name']} ({self.model.numel:,} params) | {self.steps} steps/epoch | {self.exchange.wire.describe()}\n"
-            f"{self._topology_line()}\nrun dir: {self.run_dir}"
-        )
-
-    def _topology_line(self) -> str:
-        role = type(self.algorithm).topology_role(self.cfg["algorithm"])
-        return self.topology.describe() if role is None else f"Topology: not used ({self.cfg['algorithm']['name']}: {role})"
+        data = f"{self.data.name} ({len(self.data.train_y)} train / {len(self.data.test_y)} test)"
+        topology = topology_line(type(self.algorithm), self.cfg["algorithm"], self.topology)
+        return run_banner(self.cfg, self.world_size, data, self.model.numel, self.steps, self.exchange.wire.describe(), topology, self.run_dir)
 
     def _resume(self, path: str) -> None:
         directory, epoch, saved_world = checkpoint.resolve_resume(path)

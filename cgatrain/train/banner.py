@@ -1,0 +1,32 @@
+"""The lines a run prints before its first step: what runs, on what data and graph, and where its files go."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cgatrain.algorithms.base import Algorithm
+from cgatrain.topology import Topology
+
+
+def topology_line(algorithm: type[Algorithm], hparams: Mapping[str, Any], topology: Topology) -> str:
+    """The topology as this algorithm uses it: its graphs, their weights only where the update reads them."""
+    name = hparams["name"]
+    role = algorithm.topology_role(hparams)
+    if role is not None:
+        return f"Topology: not used ({name}: {role})"
+    ignored = algorithm.ignored_weights(hparams)
+    if ignored is None:
+        return topology.describe()
+    return topology.describe(weights=False) + f"\n  mixing weights: not used ({name}: {ignored})"
+
+
+def run_banner(cfg: Mapping[str, Any], world_size: int, data_line: str, model_numel: int, steps: int,
+               wire: str, topology: str, run_dir: Path) -> str:
+    """The run's first lines: algorithm, agents, data, model, steps per epoch, wire, topology, run dir."""
+    return (
+        f"cgatrain: {cfg['algorithm']['name']} | {world_size} agents | data {data_line} split {cfg['partition']['name']} | "
+        f"model {cfg['model']['name']} ({model_numel:,} params) | {steps} steps/epoch | {wire}\n"
+        f"{topology}\nrun dir: {run_dir}"
+    )
