@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
 import os
 import shlex
 import sys
@@ -32,35 +31,6 @@ warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' i
 
 def _to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-
-
-def _print_summary(run_dir: Path) -> None:
-    from cgatrain.reporting import append_log
-    from cgatrain.reporting.schema import load_summary
-
-    summary = load_summary(run_dir)
-    if summary is None:
-        return
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.2%}"
-
-    mb_sent = f"MB sent/agent (mean) {summary.mb_sent_per_agent or 0:.2f}"
-    if summary.mb_sent_per_agent_min is not None and summary.mb_sent_per_agent_min != summary.mb_sent_per_agent_max:
-        mb_sent += f" (min {summary.mb_sent_per_agent_min:.2f}, max {summary.mb_sent_per_agent_max:.2f})"
-    epochs = summary.epochs_completed
-    when = f"in epoch {epochs + 1}" if summary.status == "diverged" else f"after {epochs} epoch{'' if epochs == 1 else 's'}"
-    files = [name for name in ("summary.json", "metrics.jsonl", "config.yaml", "cgatrain.log", "checkpoints/") if (run_dir / name).exists()]
-    scores = (f"averaged-model test acc {pct(summary.consensus_test_accuracy)} | agents' acc mean {pct(summary.agent_test_accuracy_mean)} "
-              f"min {pct(summary.agent_test_accuracy_min)}")
-    if summary.consensus_test_accuracy is None and summary.consensus_test_loss is not None:  # regression: losses, no accuracy
-        scores = f"averaged-model test loss {summary.consensus_test_loss:.4g} | final train loss {summary.final_train_loss or math.nan:.4g}"
-    text = (
-        f"\nstatus: {summary.status} {when} | {scores} | {mb_sent} | "
-        f"{summary.wall_seconds or 0:.1f} s\nrun files: {run_dir} ({', '.join(files)})"
-    )
-    print(text, flush=True)
-    append_log(run_dir, text)
 
 
 def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any]) -> None:
@@ -121,7 +91,9 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
             sweep_dir = Path(str(HydraConfig.get().sweep.dir)) if HydraConfig.initialized() else run_dir.parent
             print(f"to continue the whole sweep: {_sweep_resume_command(sweep_dir)}", file=sys.stderr, flush=True)
         raise SystemExit(code)
-    _print_summary(run_dir)
+    from cgatrain.reporting.status_line import print_status
+
+    print_status(run_dir)
     return True
 
 
@@ -148,10 +120,8 @@ def _hydra_main() -> None:
             if code:
                 raise RuntimeError(f"agent {env.rank} of {Path(hydra_cfg.runtime.output_dir)} ended with exit code {code}")
             return
-        run_dir = Path(hydra_cfg.runtime.output_dir)
-        if not run_job(cfg, run_dir, group, list(hydra_cfg.overrides.task)) and os.environ.get("SUBMITIT_EXECUTOR"):
-            # A submitit job cannot reach the parent's FAILED_JOBS; Hydra re-raises this there once the sweep is done.
-            raise RuntimeError(f"job failed: {run_dir} (see its summary.json)")
+        # A failed job's summary.json says so; the sweep's summary reads it, whichever process ran the job.
+        run_job(cfg, Path(hydra_cfg.runtime.output_dir), group, list(hydra_cfg.overrides.task))
 
     task()
 
@@ -220,7 +190,9 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
     if status == "interrupted":
         return lifecycle_cli.report_interrupted(run_dir, None, container, quiet=env.rank != 0)
     if env.rank == 0:
-        _print_summary(run_dir)
+        from cgatrain.reporting.status_line import print_status
+
+        print_status(run_dir)
     return 0
 
 
@@ -268,9 +240,14 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C before any agent started: nothing to save, no traceback
         print("interrupted before the run started", file=sys.stderr)
         sys.exit(130)
-    if FAILED_JOBS:
-        if is_multirun(sys.argv[1:]):  # a single run already printed its error
-            print(f"{len(FAILED_JOBS)} of the sweep's jobs failed: {', '.join(FAILED_JOBS)}", file=sys.stderr)
+    failed = FAILED_JOBS
+    if is_multirun(sys.argv[1:]):  # a single run already printed its error
+        from cgatrain.reporting.sweep import FAILED_JOB_DIRS
+
+        failed = list(dict.fromkeys([*FAILED_JOBS, *FAILED_JOB_DIRS]))  # the jobs run here, and those the summary found
+        if failed:
+            print(f"{len(failed)} of the sweep's jobs failed: {', '.join(failed)}", file=sys.stderr)
+    if failed:
         sys.exit(1)
 
 

@@ -88,6 +88,8 @@ def test_multirun_sweep_survives_diverged_and_failed_jobs(tmp_path: Path) -> Non
     assert "resume=/nonexistent/run" in summary(sweep / "1")["error"]
     assert "status: diverged in epoch " in result.stdout  # not "after 0 epochs"
     assert result.returncode == 1 and "2 of the sweep's jobs failed" in result.stderr  # reported at the end, after the sweep went on
+    assert f"sweep of 4 jobs in {sweep}: 1 completed, 2 failed, 1 diverged" in result.stdout  # the sweep's table
+    assert "job 1 failed: invalid config: - resume=/nonexistent/run" in result.stderr
 
 
 def test_a_sweep_with_an_invalid_job_starts_no_job(tmp_path: Path) -> None:
@@ -164,22 +166,22 @@ def test_srun_environment_maps_to_ranks(tmp_path: Path) -> None:
 
 
 def test_status_line_lists_only_the_files_the_run_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from cgatrain.cli import _print_summary
     from cgatrain.reporting.schema import RunSummary, write_summary
+    from cgatrain.reporting.status_line import print_status
 
     write_summary(tmp_path, RunSummary(status="completed", epochs_completed=1, run_dir=str(tmp_path)))
     (tmp_path / "config.yaml").write_text("agents: 2\n")
-    _print_summary(tmp_path)
+    print_status(tmp_path)
     out = capsys.readouterr().out
     assert "status: completed after 1 epoch |" in out and f"run files: {tmp_path} (summary.json, config.yaml)" in out
 
 
 def test_status_line_of_a_regression_run_shows_losses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from cgatrain.cli import _print_summary
     from cgatrain.reporting.schema import RunSummary, write_summary
+    from cgatrain.reporting.status_line import print_status
 
     write_summary(tmp_path, RunSummary(status="completed", epochs_completed=2, consensus_test_loss=2.5, final_train_loss=3.0, run_dir=str(tmp_path)))
-    _print_summary(tmp_path)
+    print_status(tmp_path)
     assert "status: completed after 2 epochs | averaged-model test loss 2.5 | final train loss 3 |" in capsys.readouterr().out
 
 

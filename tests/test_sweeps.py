@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,11 @@ def test_a_failed_submitit_job_fails_the_sweep_after_every_job_ran(tmp_path: Pat
     sweep = tmp_path / "sweep"
     # A resumed job is checked when it starts (against its saved config): this one fails in its submitit job.
     result = cgatrain("-m", "hydra/launcher=submitit_local", "algorithm=dpsgd", "resume=null,/nonexistent/run", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=280)
-    assert result.returncode != 0 and f"job failed: {sweep / '1'}" in result.stderr
+    # The parent reads the jobs' summary.json files: a table, the failed job and why, exit 1, no traceback.
+    assert result.returncode == 1 and f"1 of the sweep's jobs failed: {sweep / '1'}" in result.stderr, result.stderr[-3000:]
+    assert "job 1 failed: invalid config: - resume=/nonexistent/run" in result.stderr and "Traceback" not in result.stderr
+    assert f"sweep of 2 jobs in {sweep}: 1 completed, 1 failed" in result.stdout
+    assert re.search(r"\n +0  completed +1 .* resume=null\n +1  failed +0 .* resume=/nonexistent/run\n", result.stdout), result.stdout
     completed, failed = load_summary(sweep / "0"), load_summary(sweep / "1")
     assert completed is not None and completed.status == "completed"
     assert failed is not None and failed.status == "failed" and "resume=/nonexistent/run" in (failed.error or "")

@@ -1,0 +1,126 @@
+"""The end of a `-m` sweep: one line per job (status, scores, the overrides that vary), whatever ran the jobs.
+
+Hydra calls `SweepSummary.on_multirun_end` in the command's own process once every job has returned,
+also when submitit ran the jobs as processes or Slurm jobs of their own; the jobs' `summary.json`
+files are the only record read, so every launcher's sweep ends with the same table and exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+
+from cgatrain.reporting.schema import RunSummary, load_summary
+
+# The directories of the last sweep's failed jobs: the command exits non-zero when there are any.
+FAILED_JOB_DIRS: list[str] = []
+JOB_NUMBER_SUBDIR = "${hydra.job.num}"
+AGENTS_MEAN = "agents' mean"  # column title: the mean of the agents' own test accuracies
+
+
+@dataclass
+class Job:
+    """One sweep job as its directory records it."""
+
+    number: int
+    directory: Path
+    overrides: list[str]
+    summary: RunSummary | None  # None: the job died before writing summary.json
+
+    @property
+    def status(self) -> str:
+        return self.summary.status if self.summary is not None else "no summary"
+
+    @property
+    def failed(self) -> bool:
+        return self.summary is None or self.summary.status == "failed"
+
+
+def job_dirs(sweep_dir: Path, subdir: str, num_jobs: int | None) -> list[Path]:
+    """The sweep's job directories: sweep_dir/0..n-1 under Hydra's default subdir, else every job found."""
+    if subdir == JOB_NUMBER_SUBDIR and num_jobs is not None:
+        return [sweep_dir / str(number) for number in range(num_jobs)]
+    found = {marker.parent.parent for marker in sweep_dir.glob("**/.hydra/overrides.yaml")}
+    return sorted(found, key=lambda path: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts])
+
+
+def read_jobs(directories: Sequence[Path]) -> list[Job]:
+    """Each directory's overrides (.hydra/overrides.yaml) and summary."""
+    jobs = []
+    for number, directory in enumerate(directories):
+        overrides_file = directory / ".hydra" / "overrides.yaml"
+        overrides = [str(item) for item in yaml.safe_load(overrides_file.read_text()) or []] if overrides_file.exists() else []
+        jobs.append(Job(number, directory, overrides, load_summary(directory)))
+    return jobs
+
+
+def format_jobs(sweep_dir: Path, jobs: Sequence[Job]) -> str:
+    """A table of the jobs, with the overrides that differ between them, and where the full report comes from."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.status] = counts.get(job.status, 0) + 1
+    shared = set.intersection(*(set(job.overrides) for job in jobs)) if len(jobs) > 1 else set()
+    lines = [f"sweep of {len(jobs)} job{'' if len(jobs) == 1 else 's'} in {sweep_dir}: "
+             + ", ".join(f"{count} {status}" for status, count in counts.items()),
+             f"{'job':>4}  {'status':<11}{'epochs':>6}  {'avg-model acc':>13}  {AGENTS_MEAN:>12}  {'avg-model loss':>14}  overrides"]
+    for job in jobs:
+        summary = job.summary or RunSummary(status=job.status)
+        swept = " ".join(item for item in job.overrides if item not in shared)
+        lines.append(f"{job.number:>4}  {job.status:<11}{summary.epochs_completed:>6}  {_percent(summary.consensus_test_accuracy):>13}  "
+                     f"{_percent(summary.agent_test_accuracy_mean):>12}  {_number(summary.consensus_test_loss):>14}  {swept}")
+    lines.append(f"tables and plots of the sweep: cgatrain report {sweep_dir}")
+    return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | None) -> list[Job]:
+    """Print the sweep's table (and its failed jobs on stderr); FAILED_JOB_DIRS becomes their directories.
+
+    `task_overrides`: the command's overrides, which number the basic sweeper's jobs; None for other sweepers.
+    """
+    from cgatrain.precheck import expand_sweep
+
+    planned = None
+    if task_overrides is not None:
+        try:
+            planned = expand_sweep(task_overrides)
+        except Exception:  # Hydra accepted the syntax as it ran the jobs; find them on disk instead
+            planned = None
+    jobs = read_jobs(job_dirs(sweep_dir, subdir, None if planned is None else len(planned)))
+    if not jobs:
+        return jobs
+    print("\n" + format_jobs(sweep_dir, jobs), flush=True)
+    FAILED_JOB_DIRS[:] = [str(job.directory) for job in jobs if job.failed]
+    for job in jobs:
+        if job.summary is None:
+            print(f"job {job.number} ({job.directory}) wrote no summary.json: it died before the end of its run "
+                  "(its cgatrain.log, and under submitit the sweep's .submitit/ logs, say more)", file=sys.stderr)
+        elif job.failed:
+            error = " ".join(line.strip() for line in (job.summary.error or "see its cgatrain.log").splitlines())
+            print(f"job {job.number} failed: {error[:300]}", file=sys.stderr)
+    return jobs
+
+
+class SweepSummary(Callback):
+    """Hydra callback (configs/config.yaml, hydra.callbacks): the sweep's table once every job has returned."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
+        hydra = OmegaConf.to_container(config.hydra, resolve=False)  # the subdir's template, not a job's value
+        basic = "BasicSweeper" in str(hydra.get("sweeper", {}).get("_target_", "BasicSweeper"))
+        summarize_sweep(Path(str(config.hydra.sweep.dir)), str(hydra["sweep"].get("subdir", JOB_NUMBER_SUBDIR)),
+                        [str(item) for item in hydra["overrides"]["task"]] if basic else None)
