@@ -222,6 +222,19 @@ def test_qsgd_seed_makes_draws_reproducible() -> None:
     assert not torch.equal(first.compress_decompress(x), a)  # the generator advances between messages
 
 
+def test_qsgd_dither_state_is_keyed_by_device_type() -> None:
+    """A checkpoint's dither stream resumes on any GPU index, and one written on a GPU resumes on the CPU."""
+    x = torch.randn(100)
+    running = QSGDCompressor(2, seed=1)
+    running.compress_decompress(x)
+    saved = running.rng_state()
+    assert list(saved) == ["cpu"]
+    resumed = QSGDCompressor(2, seed=1)
+    resumed.load_rng_state({"cpu:0": saved["cpu"], "cuda:3": torch.zeros(16, dtype=torch.uint8)})  # older keys, a GPU's
+    assert torch.equal(resumed.compress_decompress(x), running.compress_decompress(x))
+    assert set(resumed.rng_state()) == {"cpu"}  # the GPU state waits for a GPU, never touched on the CPU
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_error_feedback_with_topk_keeps_memory_p_minus_delta(dtype: torch.dtype) -> None:
     generator = torch.Generator().manual_seed(0)

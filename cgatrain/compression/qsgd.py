@@ -73,7 +73,9 @@ class QSGDCompressor(Compressor):
         self.levels = (1 << self.bits) - 1
         self.seed = int(seed)
         self._generator_seed = self.seed
-        self._generators: dict[torch.device, torch.Generator] = {}
+        # Keyed by device type: an agent computes on one device, and a resumed one may land on another GPU index.
+        self._generators: dict[str, torch.Generator] = {}
+        self._saved_states: dict[str, torch.Tensor] = {}  # from a checkpoint, applied when that device is first used
 
     def bind_agent(self, rank: int) -> None:
         """Give each agent its own dither stream: correlated quantization noise would not average out."""
@@ -81,17 +83,23 @@ class QSGDCompressor(Compressor):
         self._generators.clear()
 
     def _generator(self, device: torch.device) -> torch.Generator:
-        """This instance's generator on `device`, created seeded on first use."""
-        if device not in self._generators:
-            self._generators[device] = torch.Generator(device=device).manual_seed(self._generator_seed)
-        return self._generators[device]
+        """This instance's generator on `device`, created seeded (or from a checkpoint) on first use."""
+        if device.type not in self._generators:
+            generator = torch.Generator(device=device).manual_seed(self._generator_seed)
+            if device.type in self._saved_states:
+                generator.set_state(self._saved_states.pop(device.type))
+            self._generators[device.type] = generator
+        return self._generators[device.type]
 
     def rng_state(self) -> dict[str, torch.Tensor]:
-        return {str(device): generator.get_state() for device, generator in self._generators.items()}
+        return {kind: generator.get_state() for kind, generator in self._generators.items()}
 
     def load_rng_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore the generators; a GPU's state waits until a GPU is used (never, when resuming on CPUs)."""
         for device, generator_state in state.items():
-            self._generator(torch.device(device)).set_state(generator_state.cpu())
+            kind = torch.device(device).type  # also reads the "cuda:0" keys of older checkpoints
+            self._generators.pop(kind, None)
+            self._saved_states[kind] = generator_state.cpu()
 
     def compress(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """[||flat||_2 (float32, (1,)), packed sign bits (1 = non-negative), packed stochastic levels] for `flat`."""
