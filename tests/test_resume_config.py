@@ -144,12 +144,16 @@ def test_resume_end_to_end_refusals_before_spawn_and_fallback(tmp_path: Path) ->
     done = cgatrain(f"resume={run}/checkpoints/epoch_0001", "train.epochs=1", f"hydra.run.dir={tmp_path}/done", cwd=tmp_path)
     assert done.returncode != 0 and "already completed train.epochs=1: raise train.epochs" in done.stderr, done.stderr[-3000:]
 
+    with (run / "metrics.jsonl").open("a") as metrics:
+        metrics.write('{"epoch": 3, "lr": 0.0')  # a row torn by a kill: the resumed run skips it
     # The offered checkpoint, with no override repeated: agents, algorithm, model come from config.yaml.
     fallback = cgatrain(f"resume={run}/checkpoints/epoch_0001", "train.epochs=3", f"hydra.run.dir={tmp_path}/resumed", cwd=tmp_path)
     assert fallback.returncode == 0, fallback.stderr[-3000:]
     assert "resumed from" in fallback.stdout and "after epoch 1" in fallback.stdout
     saved = OmegaConf.load(tmp_path / "resumed" / "config.yaml")
     assert saved.agents == 2 and saved.algorithm.name == "dpsgd" and saved.model.name == "mlp" and saved.train.epochs == 3
+    rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
 
 
 @pytest.mark.multiproc

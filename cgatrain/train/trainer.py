@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import time
@@ -21,7 +20,7 @@ from cgatrain.data import load_dataset, partition_indices, steps_per_epoch
 from cgatrain.data.agent_data import AgentData, drop_images, shard_class_counts, write_class_counts
 from cgatrain.models import build_model, loss_fn
 from cgatrain.reporting import Reporter, write_json
-from cgatrain.reporting.schema import AgentResult, EpochRecord, RunSummary
+from cgatrain.reporting.schema import AgentResult, EpochRecord, RunSummary, load_metrics
 from cgatrain.topology import build_topology
 from cgatrain.train import lifecycle, metrics, rng
 from cgatrain.train.banner import run_banner, topology_line
@@ -105,7 +104,8 @@ class Trainer:
         self.compute_seconds = float(state.get("compute_seconds", 0.0))
         self.start_epoch = epoch
         self.resume_progress = dict(state.get("epoch_progress", {}))
-        self.history = [dict(record) for record in _previous_metrics(directory.parents[1], epoch)]
+        # The resumed run's rows up to its checkpoint; a line torn by a kill is skipped.
+        self.history = [record.to_dict() for record in load_metrics(directory.parents[1]) if record.epoch <= epoch]
         # Rewritten, not appended: the resumed run may write into the very directory it resumes.
         self.reporter.write_metrics(self.history)
         step = int(self.resume_progress.get("step", 0))
@@ -311,12 +311,3 @@ def _per_agent(table: torch.Tensor | None) -> list[AgentResult]:
                     mb_sent=float(row[3]) / 1e6, compute_seconds=float(row[5]), comm_seconds=float(row[6]))
         for rank, row in enumerate(table.tolist())
     ]
-
-
-def _previous_metrics(run_dir: Path, up_to_epoch: int) -> list[dict[str, Any]]:
-    """The metrics rows of the run being resumed, up to its checkpointed epoch."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if int(row.get("epoch", 0)) <= up_to_epoch]
