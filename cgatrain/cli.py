@@ -227,6 +227,9 @@ def main() -> None:
               "or `cgatrain report PATH...`", file=sys.stderr)
         sys.exit(2)
     register_resolvers()
+    from cgatrain.resume import force_saved_keys
+
+    sys.argv[1:] = force_saved_keys(sys.argv[1:])  # a resumed run's own options compose over today's defaults
     env = detect_launch_env()
     try:
         if env is not None:

@@ -63,16 +63,23 @@ def unknown_keys(overrides: list[str], composed: DictConfig | None = None) -> li
     from omegaconf import OmegaConf
 
     from cgatrain.compose import compose_config
+    from cgatrain.resume import merge_saved, saved_config
 
     groups, parsed = config_groups(), OverridesParser.create().parse_overrides(overrides)
     reference = _reference(tuple(o.input_line for o in parsed if _selects(o.key_or_group, groups)))
+    saved, composed_from = saved_config(overrides), reference
+    if saved is not None:  # a resumed run's keys are those of its own choices (its sparse_push, not today's cga)
+        reference = merge_saved(reference, saved)
     # Keys set without `+`: Hydra refuses them one at a time ("Could not override"); name them all, with what exists.
-    plain = [o.key_or_group for o in parsed if not (o.is_add() or o.is_delete() or _selects(o.key_or_group, groups))]
+    plain = [o.key_or_group for o in parsed if not (o.is_add() or o.is_force_add() or o.is_delete() or _selects(o.key_or_group, groups))]
     problems = [_unknown(key, beside) for key, beside in (_missing(reference, key) for key in plain) if key]
     if problems:
         return problems
+    forced = {o.key_or_group for o in parsed if o.is_force_add()}  # `++`: a resumed run's own keys (resume.force_saved_keys)
     full = OmegaConf.to_container(compose_config(overrides) if composed is None else composed, resolve=False)
-    return [_unknown(key, beside) for key, beside in _new_keys(full, reference) if key.split(".")[0] not in SELF_CHECKED]  # type: ignore[arg-type]
+    # Keys today's defaults put in the composed config (model.activation of the default cnn) are not new.
+    return [_unknown(key, beside) for key, beside in _new_keys(full, reference)  # type: ignore[arg-type]
+            if key.split(".")[0] not in SELF_CHECKED and key not in forced and _missing(composed_from, key)[0]]
 
 
 def _missing(reference: Mapping[str, Any], key: str) -> tuple[str, Mapping[str, Any]]:

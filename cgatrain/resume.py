@@ -71,12 +71,12 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
         node[last] = copy.deepcopy(value)
 
 
-def _merge(defaults: Mapping[str, Any], saved: Mapping[str, Any]) -> dict[str, Any]:
+def merge_saved(defaults: Mapping[str, Any], saved: Mapping[str, Any]) -> dict[str, Any]:
     """The saved config over today's defaults: a chosen option (a section with `name`) is taken whole."""
     merged = copy.deepcopy(dict(defaults))
     for key, value in saved.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and "name" not in value:
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_saved(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -105,6 +105,34 @@ def saved_run_dir(path: str | os.PathLike[str]) -> Path | None:
         if (folder / "config.yaml").exists():
             return folder
     return None
+
+
+def force_saved_keys(overrides: list[str]) -> list[str]:
+    """With `resume=PATH`, turn `key=value` into `++key=value` for each key the saved config holds.
+
+    Today's defaults compose the command line, so an option of the resumed run's own choices
+    (`algorithm.eta` of a sparse_push run, while the default algorithm is cga) would be refused as
+    unknown; force-added, it reaches `apply_saved_config`, which refuses or applies it by name.
+    """
+    saved = saved_config(overrides)
+    if saved is None:
+        return overrides
+    return [f"++{o}" if _is_plain_key(o) and _get(saved, override_key(o)) is not _ABSENT else o for o in overrides]
+
+
+def saved_config(overrides: list[str]) -> dict[str, Any] | None:
+    """The saved config.yaml of the run that `resume=PATH` names (None without one, for `auto` or a sweep of paths)."""
+    paths = [o.split("=", 1)[1] for o in overrides if o.startswith("resume=")]
+    run_dir = saved_run_dir(paths[-1]) if paths and paths[-1] not in ("", "auto", "null") and "," not in paths[-1] else None
+    if run_dir is None:
+        return None
+    return OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=False)  # type: ignore[return-value]
+
+
+def _is_plain_key(override: str) -> bool:
+    """`a.b=value`: a dotted key set without +, ++ or ~ (a group choice such as `model=mlp` has no dot)."""
+    key = override.split("=", 1)[0]
+    return "=" in override and "." in key and not key.startswith(("+", "~", "hydra.")) and "/" not in key and "@" not in key
 
 
 def requeued() -> bool:
@@ -141,7 +169,7 @@ def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[st
     if run_dir is None:
         return cfg  # a bare checkpoint folder: nothing saved to hold the overrides against
     saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
-    merged = _merge(cfg, saved)  # type: ignore[arg-type]
+    merged = merge_saved(cfg, saved)  # type: ignore[arg-type]
     forced = bool(cfg.get("resume_override", False))
     refused = []
     for key in dict.fromkeys(override_key(o) for o in overrides):

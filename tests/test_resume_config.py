@@ -72,6 +72,27 @@ def test_resume_override_applies_them(saved_run: Path) -> None:
     assert merged["topology"]["graph"] == "complete" and merged["optim"]["lr"] == 0.5 and merged["model"]["name"] == "mlp"
 
 
+def test_options_of_the_resumed_runs_own_choices_compose_and_are_checked_by_name(tmp_path: Path) -> None:
+    """A sparse_push run resumed while the default algorithm is cga: `algorithm.eta` is its key, not an unknown one."""
+    from cgatrain.precheck import check_job
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(composed("algorithm=sparse_push", "topology=directed_ring", "model=mlp")), run / "config.yaml")
+    given = [f"resume={run}", "algorithm.eta=0.5", "model.hidden=[8]", "train.epochs=3", "model=mlp", "+logger.wandb.notes=x"]
+    forced = resume.force_saved_keys(given)
+    assert forced == [f"resume={run}", "++algorithm.eta=0.5", "++model.hidden=[8]", "++train.epochs=3", "model=mlp", "+logger.wandb.notes=x"]
+    assert resume.force_saved_keys(["resume=auto", "algorithm.eta=0.5"]) == ["resume=auto", "algorithm.eta=0.5"]
+    assert check_job(forced[:4]) == []
+    typo = check_job(resume.force_saved_keys([f"resume={run}", "algorithm.etaa=0.5"]))
+    assert typo == ["unknown config key algorithm.etaa (did you mean algorithm.eta?); algorithm takes: eta, momentum, name"]
+    with pytest.raises(ValueError, match=r"algorithm.eta \(saved 0.01, given 0.5\)"):
+        resume.apply_saved_config(composed(*forced[:4]), forced[:4])
+    applied = [*forced[:4], "resume_override=true"]
+    merged = resume.apply_saved_config(composed(*applied), applied)
+    assert merged["algorithm"] == {**composed("algorithm=sparse_push")["algorithm"], "eta": 0.5} and merged["model"]["hidden"] == [8]
+
+
 def test_resume_auto_uses_the_run_dir_only_when_it_holds_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = {"resume": "auto"}
     assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] is None
