@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 SELF_CHECKED = ("algorithm", "compressor", "topology", "hydra")
 # Hydra's flags that change what the command does (help, print the config, another config...): no check.
 RUN_FLAGS = ("-m", "--multirun", "-r", "--run")
+# Hydra's flag that adds a folder of config files (a topology, a preset) to the search path: checked with it.
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
 def config_groups() -> set[str]:
@@ -161,8 +163,25 @@ def is_multirun(argv: list[str]) -> bool:
     return any(arg in ("-m", "--multirun", "hydra.mode=MULTIRUN") for arg in argv)
 
 
+def config_dir_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(argv without `--config-dir DIR`/`-cd DIR`, the `hydra.searchpath` override that adds those dirs, if any)."""
+    rest, dirs, args = [], [], iter(argv)
+    for arg in args:
+        flag, has_value, value = arg.partition("=")
+        if flag in CONFIG_DIR_FLAGS:
+            dirs.append(value if has_value else next(args, ""))
+        else:
+            rest.append(arg)
+    if not dirs:
+        return argv, []
+    return rest, ["hydra.searchpath=[" + ",".join(f"file://{Path(d).expanduser().resolve()}" for d in dirs) + "]"]
+
+
 def check_command(argv: list[str]) -> int | None:
     """Validate the run or every sweep job of `cgatrain ARGV`; print the problems and return 2, else None."""
+    argv, search_path = config_dir_overrides(argv)
+    if search_path and any(arg.startswith("hydra.searchpath=") for arg in argv):
+        return None  # both: Hydra merges them; the job checks itself
     flags = [arg for arg in argv if arg.startswith("-")]
     if any(flag not in RUN_FLAGS for flag in flags):
         return None
@@ -175,7 +194,7 @@ def check_command(argv: list[str]) -> int | None:
         return None
     if jobs is None:
         return None
-    failures = [(number, job, check_job(job, sweep=is_multirun(argv))) for number, job in enumerate(jobs)]
+    failures = [(number, job, check_job([*search_path, *job], sweep=is_multirun(argv))) for number, job in enumerate(jobs)]
     failures = [failure for failure in failures if failure[2]]
     if not failures:
         return None

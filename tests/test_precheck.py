@@ -86,3 +86,19 @@ def test_hydra_mode_multirun_is_a_sweep_and_other_sweepers_are_left_to_hydra(cap
     assert "1 of 2 sweep jobs have an invalid config" in capsys.readouterr().err
     assert check_command(["-m", "hydra/sweeper=optuna", "optim.lr=interval(0,1)"]) is None
     assert check_command(["-m", "optim.lr=interval(0,1)"]) is None  # the basic sweeper explains it cannot sweep intervals
+
+
+def test_config_dir_adds_the_users_config_files_and_keeps_the_check(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cgatrain.precheck import config_dir_overrides
+
+    (tmp_path / "topology").mkdir()
+    (tmp_path / "topology" / "tri.yaml").write_text("graph: complete\nweights: uniform\n")
+    search = f"hydra.searchpath=[file://{tmp_path}]"
+    assert config_dir_overrides(["-cd", str(tmp_path), "-m", "a=1"]) == (["-m", "a=1"], [search])
+    assert config_dir_overrides([f"--config-dir={tmp_path}", "a=1"]) == (["a=1"], [search])
+    assert check_command(["--config-dir", str(tmp_path), "topology=tri", "agents=3"]) is None  # its topology is found
+    assert check_command(["--config-dir", str(tmp_path), "topology=tri", "+train.epoch=2", "optim.lr=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key train.epoch (did you mean train.epochs?)" in err and "optim.lr must be >= 0" in err
+    assert check_command(["-cd", str(tmp_path), "-m", "topology=tri,nosuch"]) == 2
+    assert "job 1 (topology=nosuch)" in capsys.readouterr().err
