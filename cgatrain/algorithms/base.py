@@ -199,8 +199,20 @@ ALGORITHMS: dict[str, type[Algorithm]] = {}
 
 
 def register(cls: type[Algorithm]) -> type[Algorithm]:
-    """Class decorator: make the algorithm selectable as `algorithm=NAME`."""
-    ALGORITHMS[cls.name] = cls
+    """Class decorator: make the algorithm selectable as `algorithm=NAME` (a name taken by another class is refused)."""
+    from cgatrain.topology.mixing import STOCHASTICITY_REQUIREMENTS
+
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"algorithm class {cls.__qualname__} needs a class attribute `name`, the NAME of algorithm=NAME")
+    if cls.mixing not in STOCHASTICITY_REQUIREMENTS:
+        raise TypeError(f"algorithm {name!r}: class attribute `mixing` must be one of {STOCHASTICITY_REQUIREMENTS}, got {cls.mixing!r}")
+    taken = ALGORITHMS.get(name)
+    # The same class imported again (a reloaded module) may re-register; another class may not take its name.
+    if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"algorithm name {name!r} is taken by {taken.__module__}.{taken.__qualname__}; "
+                         f"give {cls.__module__}.{cls.__qualname__} a `name` of its own")
+    ALGORITHMS[name] = cls
     return cls
 
 
