@@ -22,6 +22,7 @@ from cgatrain.data.vision import (
     train_labels,
     wants_download,
 )
+from cgatrain.registry import Registry
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -31,6 +32,24 @@ _MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+
+
+Loader = Callable[[Mapping[str, Any]], DatasetSplit]
+"""``loader(data_cfg) -> DatasetSplit``: the whole train/test split, in memory."""
+
+DATASETS: Registry[Loader] = Registry("dataset", DataError)
+
+
+def register_dataset(name: str) -> Callable[[Loader], Loader]:
+    """Decorator: make the loader selectable as `data=name` (the image data sets of `vision.py` keep their names)."""
+    if name in VISION_DATASETS:
+        raise DataError(f"dataset {name!r} is one of the image data sets in cgatrain/data/vision.py; pick another name")
+    return DATASETS.register(name)
+
+
+def known_datasets() -> tuple[str, ...]:
+    """Every selectable data set: the registered loaders and the image data sets, sorted."""
+    return tuple(sorted((*DATASETS, *VISION_DATASETS)))
 
 
 def _digits_file() -> Path:
@@ -58,6 +77,7 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tu
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+@register_dataset("digits")
 def _load_digits(cfg: Mapping[str, Any]) -> DatasetSplit:
     """scikit-learn's bundled 8x8 digits, standardized with the train pixels' mean/std, stratified split."""
     test_fraction = float_option(cfg, "test_fraction", 0.2)
@@ -107,6 +127,7 @@ def _normalize_mnist(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy((scaled - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
 
 
+@register_dataset("mnist_idx")
 def _load_mnist_idx(cfg: Mapping[str, Any]) -> DatasetSplit:
     """MNIST from IDX files; with only the t10k pair present, split it into train/test."""
     # relative paths are resolved against the current working directory
@@ -151,6 +172,7 @@ def _float_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
+@register_dataset("synthetic_regression")
 def _load_synthetic_regression(cfg: Mapping[str, Any]) -> DatasetSplit:
     """Linear regression y = x @ w_true + noise with x ~ N(0, I); 80/20 split, exact optimum."""
     num_samples = int_option(cfg, "num_samples", 1000, minimum=5)
@@ -184,27 +206,18 @@ def _load_synthetic_regression(cfg: Mapping[str, Any]) -> DatasetSplit:
     )
 
 
-_LOADERS: dict[str, Callable[[Mapping[str, Any]], DatasetSplit]] = {
-    "digits": _load_digits,
-    "mnist_idx": _load_mnist_idx,
-    "synthetic_regression": _load_synthetic_regression,
-}
-
-
-KNOWN_DATASETS = tuple(sorted((*_LOADERS, *VISION_DATASETS)))
-
-
 def _known_name(cfg: Mapping[str, Any]) -> str:
+    """`data.name`, refused unless it is a registered or image data set."""
     name = cfg.get("name")
-    if name not in KNOWN_DATASETS:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_DATASETS)}")
+    if name not in DATASETS and name not in VISION_DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(known_datasets())}")
     return str(name)
 
 
 def load_dataset(cfg: Mapping[str, Any]) -> DatasetSplit:
-    """Load the dataset named by ``cfg["name"]`` (see KNOWN_DATASETS)."""
+    """Load the dataset named by ``cfg["name"]`` (see known_datasets())."""
     name = _known_name(cfg)
-    return load_vision(name, cfg) if name in VISION_DATASETS else _LOADERS[name](cfg)
+    return load_vision(name, cfg) if name in VISION_DATASETS else DATASETS.get(name)(cfg)
 
 
 @dataclass(frozen=True)
@@ -223,7 +236,7 @@ def describe_dataset(cfg: Mapping[str, Any]) -> DatasetInfo:
     name = _known_name(cfg)
     if name in VISION_DATASETS:
         return DatasetInfo(name, train_labels(name, cfg), image_shape(name, cfg), num_classes(name, cfg), "classification")
-    split = _LOADERS[name](cfg)
+    split = DATASETS.get(name)(cfg)
     return DatasetInfo(name, split.train_y.numpy(), split.input_shape, split.num_classes, split.task)
 
 

@@ -9,8 +9,20 @@ import numpy as np
 
 from cgatrain.data.common import DataError, bool_option, float_option
 from cgatrain.data.label_skew import dirichlet_partition, shards_partition
+from cgatrain.registry import Registry
+
+Partitioner = Callable[[np.ndarray, int, Mapping[str, Any], np.random.Generator], list[np.ndarray]]
+"""``partitioner(labels, num_agents, partition_cfg, rng)``: one index array per agent (disjoint; sorted later)."""
+
+PARTITIONS: Registry[Partitioner] = Registry("partition", DataError)
 
 
+def register_partition(name: str) -> Callable[[Partitioner], Partitioner]:
+    """Decorator: make the partitioner selectable as `partition=name`."""
+    return PARTITIONS.register(name)
+
+
+@register_partition("iid")
 def _iid_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
     """Deal a seeded permutation into near-equal shards (sizes differ by at most 1).
 
@@ -42,6 +54,7 @@ def _agents_for_class(class_id: int, num_classes: int, num_agents: int) -> list[
     return list(range(class_id, num_agents, num_classes))
 
 
+@register_partition("class")
 def _class_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
     """The CGA paper's extreme non-IID split (as in the authors' code).
 
@@ -113,38 +126,41 @@ def skew_split(labels: np.ndarray, num_agents: int, skew: float,
     return list(sorted_parts), list(iid_parts)
 
 
+@register_partition("skew")
 def _skew_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
     """Data-skew split with ``skew`` in [0, 1] (default 0.8); shard sizes differ by at most 1."""
     sorted_parts, iid_parts = skew_split(labels, num_agents, _skew_option(cfg), rng)
     return [np.concatenate([s, r]) for s, r in zip(sorted_parts, iid_parts)]
 
 
-_PARTITIONERS: dict[str, Callable[[np.ndarray, int, Mapping[str, Any], np.random.Generator], list[np.ndarray]]] = {
-    "iid": _iid_partition,
-    "class": _class_partition,
-    "skew": _skew_partition,
-    "shards": lambda labels, n, cfg, rng: shards_partition(_integer_class_labels(labels, "shards"), n, cfg, rng),
-    "dirichlet": lambda labels, n, cfg, rng: dirichlet_partition(_integer_class_labels(labels, "dirichlet"), n, cfg, rng),
-}
+@register_partition("shards")
+def _shards_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
+    """Each agent gets `shards_per_agent` label-sorted shards (see label_skew.py)."""
+    return shards_partition(_integer_class_labels(labels, "shards"), num_agents, cfg, rng)
+
+
+@register_partition("dirichlet")
+def _dirichlet_partition(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], rng: np.random.Generator) -> list[np.ndarray]:
+    """Per-class agent shares drawn from Dirichlet(`alpha`) (see label_skew.py)."""
+    return dirichlet_partition(_integer_class_labels(labels, "dirichlet"), num_agents, cfg, rng)
 
 
 def partition_indices(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], seed: int) -> list[np.ndarray]:
     """Split train indices ``0..len(labels)-1`` among ``num_agents`` agents.
 
     Returns one sorted int64 index array per agent; the arrays are disjoint.
-    ``cfg["name"]`` picks ``iid``, ``class``, ``skew``, ``shards`` or ``dirichlet``. Raises DataError for unknown
+    ``cfg["name"]`` picks a registered partitioner: ``iid``, ``class``, ``skew``, ``shards``, ``dirichlet``, .... Raises DataError for unknown
     names, bad labels, or when any agent would end up with no samples.
     """
     labels = np.asarray(labels)
     name = cfg.get("name")
-    if name not in _PARTITIONERS:
-        raise DataError(f"unknown partition {name!r}; known: {', '.join(sorted(_PARTITIONERS))}")
+    partitioner = PARTITIONS.get(name)
     if isinstance(num_agents, bool) or not isinstance(num_agents, (int, np.integer)) or num_agents < 1:
         raise DataError(f"num_agents must be a positive integer, got {num_agents!r}")
     if labels.ndim != 1:
         raise DataError(f"labels must be a 1-D array, got shape {labels.shape}")
     rng = np.random.default_rng(seed)
-    shards = _PARTITIONERS[name](labels, int(num_agents), cfg, rng)
+    shards = partitioner(labels, int(num_agents), cfg, rng)
     empty = [agent for agent, shard in enumerate(shards) if len(shard) == 0]
     if empty:
         raise DataError(

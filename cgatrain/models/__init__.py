@@ -11,16 +11,12 @@ import torch
 from torch import nn
 
 from cgatrain.models.authors_cnn import AuthorsCNN
+from cgatrain.models.builders import MODELS, ModelSpec, register_model
 from cgatrain.models.cnn import PaperCNN
-from cgatrain.models.dense import build_linear, build_mlp
 from cgatrain.models.losses import SqueezedMSELoss, loss_fn
 from cgatrain.models.norm import NORMS, check_buffer_mode
-from cgatrain.models.resnet import DEPTHS, CifarResNet
-from cgatrain.models.small import LeNet5, resnet18
+from cgatrain.models.resnet import CifarResNet
 from cgatrain.models.vgg import VGG11
-
-KNOWN_MODELS = ("cnn", "cnn_authors", "lenet5", "linear", "mlp", "resnet18", "resnet20", "resnet110", "vgg11")
-IMAGE_MODELS = ("cnn", "cnn_authors", "lenet5", "resnet18", "resnet20", "resnet110", "vgg11")
 
 
 def check_model_input(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int | None = None) -> None:
@@ -30,9 +26,7 @@ def check_model_input(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_
     option the constructors refuse is refused in the parent, before any agent starts.
     """
     name = cfg.get("name")
-    if name not in KNOWN_MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
-    if name in IMAGE_MODELS and len(input_shape) != 3:
+    if MODELS.get(name).image and len(input_shape) != 3:
         raise ValueError(f"model={name} needs image inputs (C, H, W); the data gives {tuple(input_shape)}")
     norm = cfg.get("norm")
     if norm is not None and norm not in NORMS:
@@ -49,46 +43,45 @@ def _check_builds(cfg_json: str, input_shape: tuple[int, ...], num_classes: int)
     try:
         with torch.device("meta"):
             build_model(cfg, input_shape, num_classes)
-    except (ValueError, TypeError, RuntimeError) as error:
+    except (ValueError, TypeError, RuntimeError, KeyError) as error:
         options = ", ".join(f"model.{key}={value!r}" for key, value in cfg.items() if key != "name")
-        raise ValueError(f"model={cfg.get('name')}{' with ' + options if options else ''} on inputs {input_shape}: {error}") from None
+        raise ValueError(f"model={cfg.get('name')}{' with ' + options if options else ''} on inputs {input_shape}: {_reason(error, cfg)}") from None
+
+
+def _reason(error: Exception, cfg: Mapping[str, Any]) -> str:
+    """The builder's refusal; a KeyError (a lookup of an option's value) names the option, not just the value."""
+    if not isinstance(error, KeyError) or not error.args:
+        return str(error)
+    key = error.args[0]
+    options = [name for name, value in cfg.items() if name != "name" and value == key]
+    return f"model.{options[0]}={key!r} is not a value model={cfg.get('name')} knows" if options else f"the builder found no {key!r}"
 
 
 def build_model(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """Build the model named by ``cfg["name"]`` for per-sample ``input_shape``.
+    """Build the registered model named by ``cfg["name"]`` for per-sample ``input_shape``.
 
-    ``num_classes > 0`` gives that many logits; ``num_classes == 0`` means
-    regression and gives a single output. Options: cnn ``activation``
-    (relu | none), mlp ``hidden`` (list of widths), linear ``bias`` (default
-    false for regression so the weights compare with the least-squares
-    optimum, true for classification). No BatchNorm or dropout anywhere.
+    ``num_classes > 0`` gives that many logits; ``num_classes == 0`` means regression and gives a single
+    output. The model's options are the other keys of ``cfg``: see each builder in
+    `cgatrain/models/builders.py` (vgg11 and the ResNets take `norm`, BatchNorm by default for the
+    ResNets; cnn_authors has dropout).
     """
-    name = cfg.get("name")
     if num_classes < 0:
         raise ValueError(f"num_classes must be >= 0 (0 = regression), got {num_classes}")
+    spec = MODELS.get(cfg.get("name"))
     input_shape = tuple(int(d) for d in input_shape)
-    num_outputs = num_classes if num_classes > 0 else 1
-    if name == "cnn":
-        return PaperCNN(input_shape, num_outputs, activation=str(cfg.get("activation") or "relu"))
-    norm, groups = cfg.get("norm"), int(cfg.get("groups") or 2)
-    if name == "cnn_authors":
-        return AuthorsCNN(input_shape, num_outputs, float(cfg.get("dropout", 0.25)))
-    if name == "vgg11":
-        return VGG11(input_shape, num_outputs, str(norm or "none"), groups)
-    if name == "lenet5":
-        return LeNet5(input_shape, num_outputs)
-    if name == "resnet18":
-        return resnet18(input_shape, num_outputs, str(norm or "batch"), groups)
-    if name in DEPTHS:
-        return CifarResNet(input_shape, num_outputs, DEPTHS[name], str(norm or "batch"), groups)
-    if name == "mlp":
-        hidden = cfg.get("hidden")
-        return build_mlp(input_shape, num_outputs, [128] if hidden is None else list(hidden))
-    if name == "linear":
-        bias = cfg.get("bias")
-        # bias-free by default for regression so weights line up with DatasetSplit.optimum
-        return build_linear(input_shape, num_outputs, bias=(num_classes > 0) if bias is None else bool(bias))
-    raise ValueError(f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
+    return spec.builder(cfg, input_shape, num_classes if num_classes > 0 else 1, num_classes)
 
 
-__all__ = ["KNOWN_MODELS", "VGG11", "AuthorsCNN", "CifarResNet", "PaperCNN", "SqueezedMSELoss", "build_model", "check_model_input", "loss_fn"]
+__all__ = [
+    "MODELS",
+    "VGG11",
+    "AuthorsCNN",
+    "CifarResNet",
+    "ModelSpec",
+    "PaperCNN",
+    "SqueezedMSELoss",
+    "build_model",
+    "check_model_input",
+    "loss_fn",
+    "register_model",
+]
