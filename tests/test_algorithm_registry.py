@@ -13,19 +13,21 @@ def test_a_subclass_that_keeps_its_parents_name_is_refused() -> None:
     class Damped(DPSGD):  # forgot `name`: it would replace the built-in dpsgd everywhere
         pass
 
-    with pytest.raises(ValueError, match=r"algorithm name 'dpsgd' is taken by cgatrain.algorithms.dpsgd.DPSGD; give .*Damped a `name` of its own"):
+    with pytest.raises(ValueError, match=r"algorithm 'dpsgd' is already registered by cgatrain.algorithms.dpsgd.DPSGD; cannot register .*Damped"):
         register(Damped)
     assert get_algorithm("dpsgd") is DPSGD
     assert register(DPSGD) is DPSGD  # the same class again (a re-imported module) is fine
 
 
-def test_a_new_name_registers_and_bad_class_attributes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("cgatrain.algorithms.base.ALGORITHMS", dict(ALGORITHMS))
-
+def test_a_new_name_registers_and_bad_class_attributes_are_named() -> None:
     class Damped(DPSGD):
         name = "damped_dpsgd"
 
-    assert register(Damped) is Damped and get_algorithm("damped_dpsgd") is Damped
+    try:
+        assert register(Damped) is Damped and get_algorithm("damped_dpsgd") is Damped
+    finally:
+        ALGORITHMS.remove("damped_dpsgd")
+    assert "damped_dpsgd" not in ALGORITHMS
 
     class Misspelt(DPSGD):
         name = "misspelt"

@@ -13,6 +13,7 @@ from cgatrain.algorithms.momentum import Momentum
 from cgatrain.algorithms.objective import FlatModel, LocalObjective
 from cgatrain.comm import NeighborExchange
 from cgatrain.compression import Compressor, build_compressor
+from cgatrain.registry import Registry
 from cgatrain.topology import Topology
 
 
@@ -195,7 +196,7 @@ class Algorithm(ABC):
                 self.state[key] = value.to(self.ctx.model.params.device)
 
 
-ALGORITHMS: dict[str, type[Algorithm]] = {}
+ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm")
 
 
 def register(cls: type[Algorithm]) -> type[Algorithm]:
@@ -207,20 +208,12 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
         raise TypeError(f"algorithm class {cls.__qualname__} needs a class attribute `name`, the NAME of algorithm=NAME")
     if cls.mixing not in STOCHASTICITY_REQUIREMENTS:
         raise TypeError(f"algorithm {name!r}: class attribute `mixing` must be one of {STOCHASTICITY_REQUIREMENTS}, got {cls.mixing!r}")
-    taken = ALGORITHMS.get(name)
-    # The same class imported again (a reloaded module) may re-register; another class may not take its name.
-    if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(f"algorithm name {name!r} is taken by {taken.__module__}.{taken.__qualname__}; "
-                         f"give {cls.__module__}.{cls.__qualname__} a `name` of its own")
-    ALGORITHMS[name] = cls
-    return cls
+    return ALGORITHMS.add(name, cls)
 
 
 def get_algorithm(name: str) -> type[Algorithm]:
     """The registered algorithm class called `name`."""
-    if name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(sorted(ALGORITHMS))}")
-    return ALGORITHMS[name]
+    return ALGORITHMS.get(name)
 
 
 def resolve_compressor(cfg: Mapping[str, Any] | None, algorithm: type[Algorithm]) -> dict[str, Any]:
@@ -239,7 +232,7 @@ def _auto_compressor(chosen: Mapping[str, Any], algorithm: type[Algorithm]) -> d
 
     name = algorithm.default_compressor
     options = {str(key): value for key, value in chosen.items() if key != "name" and value is not None}
-    accepted = compressor_options(COMPRESSORS[name]) if name in COMPRESSORS else []
+    accepted = compressor_options(COMPRESSORS.get(name)) if name in COMPRESSORS else []
     refused = sorted(set(options) - set(accepted))
     if refused:
         takes = f"it takes {', '.join('compressor.' + key for key in accepted)}" if accepted else "it takes no options"

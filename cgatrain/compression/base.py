@@ -9,6 +9,8 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
+from cgatrain.registry import Registry
+
 _META = torch.device("meta")
 
 
@@ -82,7 +84,7 @@ def check_payload(compressor: Compressor, payload: Sequence[torch.Tensor], numel
             )
 
 
-COMPRESSORS: dict[str, type[Compressor]] = {}
+COMPRESSORS: Registry[type[Compressor]] = Registry("compressor")
 
 CompressorType = TypeVar("CompressorType", bound=type[Compressor])
 
@@ -92,10 +94,7 @@ def register_compressor(cls: CompressorType) -> CompressorType:
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"{cls.__name__} needs a non-empty string class attribute `name` to be registered")
-    if COMPRESSORS.get(name, cls) is not cls:
-        raise ValueError(f"compressor name {name!r} is already taken by {COMPRESSORS[name].__name__}")
-    COMPRESSORS[name] = cls
-    return cls
+    return COMPRESSORS.add(name, cls)
 
 
 def compressor_options(cls: type[Compressor]) -> list[str]:
@@ -109,9 +108,9 @@ def build_compressor(cfg: Mapping[str, Any]) -> Compressor:
     if "name" not in cfg:
         raise ValueError(f"compressor config needs a `name`; known compressors: {sorted(COMPRESSORS)}")
     name = str(cfg["name"])
-    cls = COMPRESSORS.get(name)
-    if cls is None:
+    if name not in COMPRESSORS:
         raise ValueError(f"unknown compressor {name!r}; known compressors: {sorted(COMPRESSORS)}")
+    cls = COMPRESSORS.get(name)
     options = {str(key): value for key, value in cfg.items() if key != "name"}
     known = compressor_options(cls)
     unknown = sorted(set(options) - set(known))
