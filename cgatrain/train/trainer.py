@@ -20,12 +20,13 @@ from cgatrain.data import load_dataset, partition_indices, steps_per_epoch
 from cgatrain.data.agent_data import AgentData, drop_images, shard_class_counts, write_class_counts
 from cgatrain.models import build_model, loss_fn
 from cgatrain.reporting import Reporter, write_json
-from cgatrain.reporting.schema import AgentResult, EpochRecord, RunSummary, load_metrics
+from cgatrain.reporting.schema import EpochRecord, load_metrics
 from cgatrain.topology import build_topology
 from cgatrain.train import lifecycle, metrics, rng
 from cgatrain.train.banner import run_banner, topology_line
 from cgatrain.train.generalization import train_accuracy_scores
 from cgatrain.train.schedule import learning_rate_at
+from cgatrain.train.summary import run_summary
 from cgatrain.train.sync_index import SyncIndex
 
 
@@ -267,47 +268,9 @@ class Trainer:
             checkpoint.mark_latest(root, completed_epochs, self.world_size, keep, self.cfg["algorithm"]["name"], step)
 
     def _finish(self, status: str, seconds: float) -> None:
-        last = EpochRecord.from_dict(self.history[-1]) if self.history else EpochRecord(epoch=self.start_epoch, lr=0.0, train_loss=math.nan)
-        table = self.agent_table
-        steps_done = max(last.epoch * self.steps, 1)
-        summary = RunSummary(
-            status=status,
-            algorithm=self.cfg["algorithm"]["name"],
-            agents=self.world_size,
-            epochs_completed=int(last.epoch),
-            consensus_test_accuracy=last.consensus_test_accuracy,
-            consensus_test_loss=last.consensus_test_loss,
-            agent_test_accuracy_mean=last.agent_test_accuracy_mean,
-            agent_test_accuracy_min=last.agent_test_accuracy_min,
-            agent_test_accuracy_max=last.agent_test_accuracy_max,
-            final_train_loss=last.train_loss if self.history else None,
-            consensus_distance=last.consensus_distance,
-            parameter_divergence=last.parameter_divergence,
-            mb_sent_per_agent=last.mb_sent_per_agent,
-            mb_sent_per_agent_min=last.mb_sent_per_agent_min,
-            mb_sent_per_agent_max=last.mb_sent_per_agent_max,
-            bytes_sent_by_round={name: s.bytes_sent for name, s in self.exchange.stats.items() if not name.startswith("_")},
-            bytes_sent_per_step=float(table[:, 3].mean()) / steps_done if table is not None else None,
-            compression_factor=float(table[:, 4].sum() / table[:, 3].sum()) if table is not None and float(table[:, 3].sum()) > 0 and float(table[:, 4].sum()) > 0 else None,
-            wall_seconds=seconds,
-            seconds_per_epoch=seconds / max(len(self.history) - self._resumed_rows(), 1),
-            run_dir=str(self.run_dir),
-            per_agent=_per_agent(table),
-        )
+        rounds = {name: stats.bytes_sent for name, stats in self.exchange.stats.items() if not name.startswith("_")}
+        summary = run_summary(status, self.cfg["algorithm"]["name"], self.world_size, self.history, self.start_epoch,
+                              self.steps, self.agent_table, rounds, seconds, self.run_dir)
         if status == "interrupted":
             summary.extra.update(lifecycle.interrupted_fields(self.lifecycle.agreed, self.run_dir))
         self.reporter.finish(summary)
-
-    def _resumed_rows(self) -> int:
-        return sum(1 for record in self.history if record["epoch"] <= self.start_epoch)
-
-
-def _per_agent(table: torch.Tensor | None) -> list[AgentResult]:
-    """Rows of the gathered end-of-epoch table as per-agent results."""
-    if table is None:
-        return []
-    return [
-        AgentResult(rank=rank, train_loss=float(row[0]), test_loss=float(row[1]), test_accuracy=float(row[2]) if math.isfinite(row[2]) else None,
-                    mb_sent=float(row[3]) / 1e6, compute_seconds=float(row[5]), comm_seconds=float(row[6]))
-        for rank, row in enumerate(table.tolist())
-    ]
