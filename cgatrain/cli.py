@@ -33,12 +33,15 @@ def _to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any]) -> None:
+def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any], config_refused: bool = False) -> None:
     from cgatrain.reporting import append_log
     from cgatrain.reporting.schema import RunSummary, write_summary
+    from cgatrain.resume import saved_run_dir
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_summary(run_dir, RunSummary(status=status, error=message, algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir)))
+    # A refused resume into the run's own directory leaves that run's record (its results, its resume hint) as it was.
+    if not (config_refused and cfg.get("resume") and saved_run_dir(str(cfg["resume"])) == run_dir.resolve()):
+        write_summary(run_dir, RunSummary(status=status, error=message, algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir)))
     FAILED_JOBS.append(str(run_dir))
     print(f"error: {message}\nrun files: {run_dir}", file=sys.stderr, flush=True)
     append_log(run_dir, f"error: {message}")
@@ -72,7 +75,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
             return True  # auto-resume found this job already completed (a requeued sweep)
         validate(container)
     except ConfigError as error:
-        _record_failure(run_dir, "failed", str(error), container)
+        _record_failure(run_dir, "failed", str(error), container, config_refused=True)
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(container), run_dir / "config.yaml")

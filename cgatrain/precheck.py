@@ -2,7 +2,8 @@
 
 A single run and every point of a `-m` sweep are composed and validated first: a typo in the last
 point of a long sweep fails the command at once, naming the job and the config key, and nothing runs.
-Runs that resume (`resume=...`) are checked against their saved config when their turn comes.
+A run that resumes (`resume=PATH`, or `resume=auto` where its directory holds a checkpoint) is checked
+against its saved config and checkpoint here too, before Hydra writes into that directory.
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ def key_problems(overrides: list[str], composed: DictConfig | None = None) -> li
         return [str(error).strip()]
 
 
-def check_job(overrides: list[str], sweep: bool = False) -> list[str]:
-    """Every problem of one job's overrides (empty when it may start); `sweep`: a job of a `-m` sweep."""
+def check_job(overrides: list[str], sweep: bool = False, number: int | None = None) -> list[str]:
+    """Every problem of one job's overrides (empty when it may start); `sweep`: a job of a `-m` sweep, `number` its index."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf, open_dict
 
@@ -140,6 +141,7 @@ def check_job(overrides: list[str], sweep: bool = False) -> list[str]:
     except Exception:  # Hydra refuses it: key_problems says why
         return key_problems(overrides)
     target = str(OmegaConf.select(composed, "hydra.launcher._target_", default=""))
+    run_dir = _job_run_dir(composed, number if sweep else None)  # before set_config makes `hydra` read-only
     HydraConfig.instance().set_config(composed)  # ${hydra:...} resolves as in the job
     with open_dict(composed):
         del composed["hydra"]
@@ -148,14 +150,51 @@ def check_job(overrides: list[str], sweep: bool = False) -> list[str]:
         cfg = OmegaConf.to_container(composed, resolve=True)
     except Exception:  # resolvable only where the job runs (${hydra:job.num}, ${oc.env:SLURM_TMPDIR}): checked there
         return problems
+    # A sweep's Slurm job runs on other nodes: their GPUs and data are checked there, when it starts.
+    on_this_machine = not (sweep and "Slurm" in target)
     if cfg.get("resume"):  # type: ignore[union-attr]
-        return problems  # checked against the saved config when the job starts
+        return problems + _resume_problems(cfg, run_dir, overrides, on_this_machine)  # type: ignore[arg-type]
     try:
-        # A sweep's Slurm job runs on other nodes: their GPUs and data are checked there, when it starts.
-        validate(cfg, on_this_machine=not (sweep and "Slurm" in target))  # type: ignore[arg-type]
+        validate(cfg, on_this_machine=on_this_machine)  # type: ignore[arg-type]
     except ConfigError as error:
         problems += str(error).split("\n  - ")[1:]
     return problems
+
+
+def _job_run_dir(composed: DictConfig, number: int | None) -> Path | None:
+    """The job's run directory as Hydra will name it (sweep job `number`); None where only the job can resolve it."""
+    from omegaconf import open_dict
+
+    try:
+        if number is None:
+            return Path(str(composed.hydra.run.dir))
+        with open_dict(composed):
+            composed.hydra.job.num = number
+        return Path(str(composed.hydra.sweep.dir)) / str(composed.hydra.sweep.subdir)
+    except Exception:  # e.g. ${oc.env:...} of the job's node
+        return None
+
+
+def _resume_problems(cfg: dict[str, Any], run_dir: Path | None, overrides: list[str], on_this_machine: bool) -> list[str]:
+    """A resuming job checked as it will be when it starts: its saved config, the refused overrides, its checkpoint."""
+    import copy
+
+    from cgatrain import resume
+    from cgatrain.config import ConfigError, validate
+
+    if run_dir is None:
+        return []
+    cfg = copy.deepcopy(cfg)
+    try:
+        if resume.resolve_auto(cfg, run_dir):
+            return []  # already completed: the job says so and does nothing
+        merged = resume.apply_saved_config(cfg, overrides)
+        validate(merged, on_this_machine=on_this_machine)
+    except ConfigError as error:
+        return str(error).split("\n  - ")[1:]
+    except (ValueError, OSError) as error:
+        return [str(error)]
+    return []
 
 
 def is_multirun(argv: list[str]) -> bool:
@@ -194,7 +233,7 @@ def check_command(argv: list[str]) -> int | None:
         return None
     if jobs is None:
         return None
-    failures = [(number, job, check_job([*search_path, *job], sweep=is_multirun(argv))) for number, job in enumerate(jobs)]
+    failures = [(number, job, check_job([*search_path, *job], is_multirun(argv), number)) for number, job in enumerate(jobs)]
     failures = [failure for failure in failures if failure[2]]
     if not failures:
         return None

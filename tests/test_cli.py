@@ -79,17 +79,30 @@ def test_killed_agent_fails_the_run_naming_it(tmp_path: Path) -> None:
     assert summary(run_dir)["status"] == "failed"
 
 
+def corrupt_mnist(root: Path) -> Path:
+    """MNIST files whose labels read (the parent's check passes) but whose training images end early (agents fail)."""
+    from vision_fixtures import write_mnist
+
+    write_mnist(root)
+    images = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:200])
+    return root
+
+
 def test_multirun_sweep_survives_diverged_and_failed_jobs(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    # A resumed job is checked against its saved config when its turn comes: this one fails then.
-    result = cgatrain("-m", "agents=2", *TINY, "train.epochs=2", "optim.lr=0.01,1e9", "resume=null,/nonexistent/run", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    sweep, good, bad = tmp_path / "sweep", tmp_path / "good", corrupt_mnist(tmp_path / "bad")
+    from vision_fixtures import write_mnist
+
+    write_mnist(good)
+    result = cgatrain("-m", "agents=2", *TINY, "data=mnist", "train.epochs=2", "optim.lr=0.01,1e9", f"data.root={good},{bad}",
+                      f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     statuses = [summary(sweep / str(job))["status"] for job in range(4)]
     assert statuses == ["completed", "failed", "diverged", "failed"], result.stderr[-3000:]
-    assert "resume=/nonexistent/run" in summary(sweep / "1")["error"]
+    assert "EOFError" in summary(sweep / "1")["error"] and "agent" in summary(sweep / "1")["error"]
     assert "status: diverged in epoch " in result.stdout  # not "after 0 epochs"
     assert result.returncode == 1 and "2 of the sweep's jobs failed" in result.stderr  # reported at the end, after the sweep went on
     assert f"sweep of 4 jobs in {sweep}: 1 completed, 2 failed, 1 diverged" in result.stdout  # the sweep's table
-    assert "job 1 failed: invalid config: - resume=/nonexistent/run" in result.stderr
+    assert "job 1 failed: run failed: agent " in result.stderr and "EOFError" in result.stderr
 
 
 def test_a_sweep_with_an_invalid_job_starts_no_job(tmp_path: Path) -> None:

@@ -48,7 +48,8 @@ def test_a_job_reports_every_problem_with_full_key_names() -> None:
     assert check_job(["partition=dirichlet", "partition.alpha=abc"]) == ["partition.alpha must be a number, got 'abc'"]
     assert check_job(["+optim.lrr=1", "optim.lr=-1"]) == [unknown_keys(["+optim.lrr=1"])[0], "optim.lr must be >= 0, got -1.0"]
     assert "Could not find 'algorithm/cgaa'" in check_job(["algorithm=cgaa"])[0]
-    assert check_job(["resume=/nonexistent/run", "agents=3"]) == []  # checked against its saved config when it starts
+    # A resume is checked against its saved config and checkpoint here, before anything starts.
+    assert check_job(["resume=/nonexistent/run", "agents=3"]) == ["resume=/nonexistent/run: no checkpoints/latest.json or epoch_NNNN folder found there"]
 
 
 def test_slurm_jobs_skip_the_checks_of_this_machines_data() -> None:

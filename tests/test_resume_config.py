@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from test_config import composed
 
 from cgatrain import preflight, resume
 from cgatrain.config import ConfigError, validate
+from cgatrain.precheck import check_command
 
 SAVED = ["agents=3", "algorithm=dpmsgd", "model=mlp", "partition=iid", "topology=ring"]
 
@@ -83,7 +85,8 @@ def test_options_of_the_resumed_runs_own_choices_compose_and_are_checked_by_name
     forced = resume.force_saved_keys(given)
     assert forced == [f"resume={run}", "++algorithm.eta=0.5", "++model.hidden=[8]", "++train.epochs=3", "model=mlp", "+logger.wandb.notes=x"]
     assert resume.force_saved_keys(["resume=auto", "algorithm.eta=0.5"]) == ["resume=auto", "algorithm.eta=0.5"]
-    assert check_job(forced[:4]) == []
+    problems = check_job(forced[:4])  # composed and refused by name, in the parent
+    assert len(problems) == 1 and "trajectory: algorithm.eta (saved 0.01, given 0.5), model.hidden (saved [128], given [8])" in problems[0]
     typo = check_job(resume.force_saved_keys([f"resume={run}", "algorithm.etaa=0.5"]))
     assert typo == ["unknown config key algorithm.etaa (did you mean algorithm.eta?); algorithm takes: eta, momentum, name"]
     with pytest.raises(ValueError, match=r"algorithm.eta \(saved 0.01, given 0.5\)"):
@@ -151,10 +154,20 @@ def test_resume_end_to_end_refusals_before_spawn_and_fallback(tmp_path: Path) ->
     first = cgatrain("agents=2", "algorithm=dpsgd", "model=mlp", "partition=iid", *tiny, "train.epochs=2", f"hydra.run.dir={run}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
 
+    # Refusals come from the parent, before Hydra writes into any directory, also into the run's own and for sweeps.
+    record = (run / "summary.json").read_text()
+    assert check_command([f"resume={run}", f"hydra.run.dir={run}", "train.epochs=3", "optim.lr=0.5"]) == 2
+    assert (run / "summary.json").read_text() == record
+    sweep = tmp_path / "sweep"
+    for job in ("0", "1"):
+        shutil.copytree(run, sweep / job)
+        (sweep / job / "summary.json").write_text(record.replace('"completed"', '"interrupted"'))
+    assert check_command(["-m", "optim.lr=0.02,0.5", "resume=auto", "train.epochs=3", f"hydra.sweep.dir={sweep}"]) == 2
+    assert check_command(["-m", "optim.lr=0.02", "resume=auto", "train.epochs=3", f"hydra.sweep.dir={sweep}"]) is None
     refused = cgatrain(f"resume={run}", "model=cnn", "topology=complete", "train.epochs=3", f"hydra.run.dir={tmp_path}/refused", cwd=tmp_path)
     assert refused.returncode != 0
     assert "model (saved mlp, given cnn" in refused.stderr and "topology.graph (saved ring, given complete)" in refused.stderr, refused.stderr[-3000:]
-    assert not (tmp_path / "refused" / "agents.json").exists()
+    assert refused.returncode == 2 and not (tmp_path / "refused").exists()  # exit 2 and nothing written, as for any config error
 
     damaged = run / "checkpoints" / "epoch_0002" / "agent_001.pt"
     damaged.write_bytes(damaged.read_bytes()[:100])
@@ -175,6 +188,22 @@ def test_resume_end_to_end_refusals_before_spawn_and_fallback(tmp_path: Path) ->
     assert saved.agents == 2 and saved.algorithm.name == "dpsgd" and saved.model.name == "mlp" and saved.train.epochs == 3
     rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2, 3]
+
+
+def test_a_refused_resume_into_the_runs_own_directory_keeps_its_record(tmp_path: Path) -> None:
+    """The job's own check (when the parent could not check it) must not overwrite the run it was asked to resume."""
+    from cgatrain import cli
+    from cgatrain.reporting.schema import RunSummary, load_summary, write_summary
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("agents: 2\n")
+    write_summary(run, RunSummary(status="interrupted", epochs_completed=3))
+    cli._record_failure(run, "failed", "invalid config: refused", {"resume": str(run)}, config_refused=True)
+    assert load_summary(run).status == "interrupted" and cli.FAILED_JOBS[-1] == str(run)
+    cli._record_failure(tmp_path / "new", "failed", "invalid config: refused", {"resume": str(run)}, config_refused=True)
+    assert load_summary(tmp_path / "new").status == "failed"
+    cli.FAILED_JOBS.clear()
 
 
 @pytest.mark.multiproc
