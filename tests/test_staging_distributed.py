@@ -16,6 +16,7 @@ from multiproc import run_agents
 from test_algorithms_distributed import make_data
 from test_cli import TINY, cgatrain, final_params, summary
 
+from cgatrain.algorithms import get_algorithm
 from cgatrain.comm import NeighborExchange
 
 pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(240)]
@@ -33,6 +34,9 @@ def test_every_algorithm_is_identical_staged_and_direct(tmp_path: Path) -> None:
             assert staged["bytes"] == direct["bytes"], f"{case}: the staged wire counted other bytes"
             moved = sum(direct["bytes"].values())
             assert (staged["staged_bytes"] > 0) == (moved > 0) and direct["staged_bytes"] == 0
+        posted = {round_name for agent in results for round_name in agent[f"{case}/auto"]["bytes"]}
+        undeclared = {r for r in posted if r != "buffers" and not r.startswith("_")} - set(get_algorithm(name).rounds)
+        assert not undeclared, f"{case}: rounds {sorted(undeclared)} posted but not in {name}'s `rounds`"
         if name != "local":
             assert float((results[0][f"{case}/auto"]["trajectory"][-1] - results[0][f"{case}/auto"]["trajectory"][0]).abs().max()) > 1e-3
     # And the staged run is the algorithm itself (this also checks the references the GPU tests use).

@@ -19,7 +19,13 @@ from cgatrain.topology import Topology
 
 @dataclass
 class AgentContext:
-    """What an algorithm may use: its agent's model and objective, the graph and the wire."""
+    """What an algorithm may use: its agent's model and objective, the graph and the wire.
+
+    `compressor` is the compressor CONFIG (`{"name": ..., **options}`, with `compressor=auto`
+    already resolved); an algorithm builds its codec from it with `Algorithm.build_compressor()`
+    and by convention keeps the built `Compressor` as `self.compressor`, which is what
+    `state_dict` checkpoints.
+    """
 
     rank: int
     world_size: int
@@ -34,10 +40,38 @@ class AgentContext:
 
 
 class Algorithm(ABC):
-    """One decentralized optimizer, run by every agent in lock step.
+    """One decentralized optimizer, run by every agent in lock step; `@register` makes it `algorithm=NAME`.
 
-    Subclasses declare `rounds` (their communication rounds per step, in posting order) and
-    `mixing` (the stochasticity their mixing matrices must have, checked before the run starts).
+    Class attributes a subclass declares:
+    - `name`: the NAME of `algorithm=NAME` (required; a name another class holds is refused).
+    - `rounds`: the names of the communication rounds one step posts on `ctx.exchange`, in posting
+      order. They name the byte/time counters of `summary.json` (`bytes_sent_by_round`);
+      tests/test_staging_distributed.py checks that the algorithms it runs post no other round
+      than these, `"buffers"` (BatchNorm buffer mixing, `mix_buffers`) and names starting with
+      `_` (internal) excepted.
+    - `mixing`: the stochasticity its mixing matrices must have ("row", "column", "doubly" or
+      "none"), checked against the topology before any process starts (`required_mixing`
+      may make it depend on the options).
+    - `hyperparameters`: every option it takes, with its default; `algorithm.KEY=VALUE` sets one,
+      merged into `self.hparams`. Unknown keys are refused before the run. A `momentum` entry also
+      makes `setup` build `self.momentum` (a `Momentum`, see `build_momentum`).
+    - `needs_undirected`: True when replies travel back along the edges it receives on.
+    - `uses_compressor`: True when `compressor=NAME` changes what it sends; otherwise any compressor
+      but `identity` is refused. `default_compressor` is what `compressor=auto` means for it.
+
+    Per run, every agent calls `setup()` once, then `step(lr, step, epoch)` per training step
+    (`step` counted from the start of the run, not of the epoch; the same on every agent), then
+    `finish`. `step` computes the gradient (`ctx.objective.self_gradient()` fills
+    `ctx.model.grad`), posts its rounds on `ctx.exchange` (`post`/`exchange`/`gossip`,
+    `all_reduce_mean`), updates `ctx.model.params` in place and returns the local loss. An agent
+    and its peers must post matching rounds in the same order, or they deadlock.
+
+    State: tensors in `self.state` are saved in checkpoints and restored on resume, except keys
+    starting with `_` (scratch buffers such as `_mixed`); so are `self.momentum`, the RNG state of
+    `self.compressor` and `dense_bytes_sent`. A compressing algorithm adds to `dense_bytes_sent` the
+    bytes its rounds would have carried uncompressed, from which the run's compression factor is
+    computed. `check_hyperparameters` and `check_topology` refuse bad options and graphs in the
+    parent, before any process starts (raise ValueError with a message naming the key).
     """
 
     name: ClassVar[str]
@@ -181,6 +215,12 @@ class Algorithm(ABC):
         return state
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore what `state_dict` saved, after `setup()`: `self.state` tensors (moved to the model's
+        device), the momentum buffer, the compressor's RNG state and `dense_bytes_sent`.
+
+        Every other key goes into `self.state` as saved, so a subclass that keeps state outside
+        `self.state` (CGA's error memories, saved as `error:KEY`) takes it from there on first use.
+        """
         rng = {key.split(":", 1)[1]: value for key, value in state.items() if key.startswith("compressor_rng:")}
         compressor = getattr(self, "compressor", None)
         if rng and compressor is not None:

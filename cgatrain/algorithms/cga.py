@@ -66,7 +66,7 @@ class CGA(Algorithm):
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         ctx, params = self.ctx, self.ctx.model.params
-        if hasattr(self.compressor, "set_step"):
+        if self.compressor is not None:
             self.compressor.set_step(step)  # shared-seed compressors draw the same mask on both ends
         loss, models = self.gradient_while_gossiping(step, epoch)
         self.dense_bytes_sent += len(self.neighbors(step, epoch)[1]) * params.numel() * params.element_size()

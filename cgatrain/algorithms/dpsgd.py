@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from cgatrain.algorithms.base import Algorithm, register
 
 
@@ -12,7 +14,7 @@ class DPSGD(Algorithm):
     name = "dpsgd"
     rounds = ("model",)
     mixing = "doubly"
-    hyperparameters: dict = {}
+    hyperparameters: ClassVar[dict[str, Any]] = {}
 
     def step(self, lr: float, step: int, epoch: int) -> float:
         ctx = self.ctx

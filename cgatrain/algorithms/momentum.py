@@ -38,6 +38,7 @@ class Momentum:
         self.buffer: torch.Tensor | None = None
 
     def describe(self) -> str:
+        """A short label for banners and logs, e.g. "heavy-ball momentum 0.9 (velocity buffer)" or "no momentum"."""
         form = "Nesterov" if self.nesterov else "heavy-ball"
         return f"{form} momentum {self.beta} ({self.buffer_kind} buffer)" if self.beta else "no momentum"
 
@@ -71,6 +72,7 @@ class Momentum:
         return torch.add(base, step, alpha=-lr, out=out)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """``{"velocity": buffer}`` for checkpoints once the buffer exists, else {} (no step has created it yet)."""
         return {self.state_key: self.buffer} if self.buffer is not None else {}
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor], device: torch.device | None = None) -> None:

@@ -103,8 +103,7 @@ class SparsePush(PushSum):
 
     def compressed_gossip(self, x_hat: torch.Tensor, step: int, epoch: int) -> None:
         """Steps 5-9 of Algorithm 1 on the numerator x_hat (updated in place) and the weight u."""
-        if hasattr(self.compressor, "set_step"):
-            self.compressor.set_step(step)  # shared-seed compressors draw the same mask on both ends
+        self.compressor.set_step(step)  # shared-seed compressors draw the same mask on both ends
         corrected = x_hat + self.state["error"]
         payload = self.compressor.compress(corrected)
         sent = self.compressor.decompress(payload, corrected.numel(), corrected.dtype)

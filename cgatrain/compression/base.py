@@ -15,12 +15,21 @@ _META = torch.device("meta")
 
 
 class Compressor(ABC):
-    """A stateless codec for one flat tensor at a time, shared by every stream that uses it.
+    """A codec for one flat tensor at a time; one instance per agent serves every stream of that agent.
 
     The payload is a list of tensors so that codecs with several parts (top-k values and
     indices, quantized bits and a norm) travel through the same `NeighborExchange.post` call;
     `payload_like` gives receivers preallocated buffers of exactly the shapes and dtypes
     `compress` produces, so algorithms never need to know which codec they run.
+
+    Encoding keeps no memory of earlier messages (error feedback lives in `ErrorFeedback`, outside
+    the codec), so one instance can encode to and decode from many peers. A codec may still hold
+    state that is not about messages:
+    - private randomness (qsgd's dither): seeded per agent in `bind_agent`, saved and restored
+      through `rng_state`/`load_rng_state` so a resumed run draws the same numbers;
+    - shared randomness (randomk's mask): `set_step(step)` selects the round, and sender and
+      receiver must set the same step.
+    The constructor's keyword arguments are the codec's options (`compressor.KEY=VALUE`).
     """
 
     name: ClassVar[str]
@@ -45,6 +54,12 @@ class Compressor(ABC):
         """Bytes on the wire for one compressed tensor of `numel` elements of `dtype`."""
         # Meta tensors carry shapes and dtypes without memory, so this can never disagree with payload_like.
         return sum(t.numel() * t.element_size() for t in self.payload_like(numel, dtype, _META))
+
+    def set_step(self, step: int) -> None:
+        """Called by compressing algorithms before each step's rounds, with the step counted from the run's start.
+
+        A no-op here; codecs whose randomness both ends derive from the step (randomk) override it.
+        """
 
     def bind_agent(self, rank: int) -> None:
         """Called once by the agent that owns this instance; compressors with private randomness reseed per agent."""

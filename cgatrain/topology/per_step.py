@@ -52,13 +52,16 @@ class RandomGraphs(PerStepFamily):
         self.num_agents, self.edge_prob, self.directed = num_agents, edge_prob, directed
 
     def adjacency_at(self, step: int, seed: int) -> np.ndarray:
+        """G(n, u) drawn from `default_rng([seed, step])`."""
         return random_graph(self.num_agents, self.edge_prob, seed, step, self.directed)
 
     def sample_steps(self) -> list[int]:
+        """The first SAMPLE_STEPS steps: a sample, since the family has no period."""
         return list(range(SAMPLE_STEPS))
 
     def densest(self) -> np.ndarray:
-        return complete_graph(self.num_agents)  # any draw may be complete
+        """The complete graph: any draw may be complete."""
+        return complete_graph(self.num_agents)
 
 
 class OnePeerExponential(PerStepFamily):
@@ -70,12 +73,15 @@ class OnePeerExponential(PerStepFamily):
         self.num_agents = num_agents
 
     def adjacency_at(self, step: int, seed: int) -> np.ndarray:
+        """Agent i sends to i + 2^(step mod period) (the seed is not used)."""
         return one_peer_exponential_graph(self.num_agents, step)
 
     def sample_steps(self) -> list[int]:
+        """One whole period: every graph the family ever gives."""
         return list(range(one_peer_exponential_period(self.num_agents)))
 
     def densest(self) -> np.ndarray:
+        """The union of one period's graphs."""
         return one_peer_exponential_union(self.num_agents)
 
 
@@ -118,6 +124,7 @@ class RandomMatchings(PerStepFamily):
         return random_matching(self.base(step), seed, step)
 
     def adjacency_at(self, step: int, seed: int) -> np.ndarray:
+        """Edges both ways between the agents matched at `step`; unmatched agents have none."""
         partner = self.partners(step, seed)
         A = np.zeros((self.num_agents, self.num_agents), dtype=bool)
         matched = np.flatnonzero(partner >= 0)
@@ -125,9 +132,11 @@ class RandomMatchings(PerStepFamily):
         return A
 
     def sample_steps(self) -> list[int]:
+        """The first SAMPLE_STEPS steps: a sample of the random matchings."""
         return list(range(SAMPLE_STEPS))
 
     def densest(self) -> np.ndarray:
+        """Every edge of the base graph at its sampled steps, both ways: all a matching can use."""
         union = np.zeros((self.num_agents, self.num_agents), dtype=bool)
         for step in self._base_steps:
             union |= self.base(step)
