@@ -302,3 +302,30 @@ def test_a_requested_plot_no_run_recorded_is_named_not_silently_skipped(tmp_path
     assert report.main(argv) == 0
     assert "plot agent_train_accuracy_mean not drawn: none of the selected runs recorded it" in capsys.readouterr().err
     assert sorted(path.name for path in (out / "plots").iterdir()) == ["consensus_test_accuracy.png"]
+
+
+def test_resumed_runs_keep_their_own_choices_and_overrides(tmp_path: Path) -> None:
+    """Hydra records the resume command's choices (today's defaults); the labels come from the run's own config."""
+    import yaml
+
+    from cgatrain.reporting.runs import load_run
+
+    def run_dir(name: str, resume: str | None, choices: dict[str, str], overrides: list[str]) -> Path:
+        path = tmp_path / name
+        (path / ".hydra").mkdir(parents=True)
+        config = {"algorithm": {"name": "dpmsgd"}, "topology": {"graph": "complete"}, "partition": {"name": "iid"},
+                  "data": {"name": "digits"}, "optim": {"lr": 0.05}, "seed": 0, "resume": resume}
+        (path / "config.yaml").write_text(yaml.safe_dump(config))
+        (path / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+        (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        return path
+
+    own = {"algorithm": "dpmsgd", "topology": "complete", "partition": "iid", "data": "digits", "hydra/launcher": "basic"}
+    defaults = {"algorithm": "cga", "topology": "ring", "partition": "class", "data": "digits", "hydra/launcher": "basic"}
+    original = run_dir("a", None, own, ["algorithm=dpmsgd", "topology=complete", "partition=iid", "optim.lr=0.05"])
+    moved = load_run(run_dir("b", str(original), defaults, [f"resume={original}", "train.epochs=3"]))
+    in_place = load_run(run_dir("c", str(tmp_path / "c"), defaults, [f"resume={tmp_path / 'c'}", "train.epochs=3"]))
+    for run in (moved, in_place):
+        assert [run.value(key) for key in ("algorithm", "topology", "partition", "data")] == ["dpmsgd", "complete", "iid", "digits"]
+    assert moved.overrides["optim.lr"] == "0.05" and moved.overrides["train.epochs"] == "3"  # the original's, then its own
+    assert load_run(original).value("algorithm") == "dpmsgd"

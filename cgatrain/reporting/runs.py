@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,16 +116,36 @@ def load_run(path: Path) -> Run:
     config = _flatten(_read_yaml(path / CONFIG_FILE) or {})
     hydra = _read_yaml(path / ".hydra" / "hydra.yaml") or {}
     choices = {k: v for k, v in ((hydra.get("hydra") or {}).get("runtime", {}).get("choices") or {}).items() if not k.startswith("hydra")}
+    if config.get("resume"):
+        choices = _saved_choices(choices, config)
     summary = load_summary(path)
     if not choices and "algorithm.name" in config:
         choices = {"algorithm": config["algorithm.name"]}
     elif not choices and summary is not None and summary.algorithm:  # failed before writing config.yaml
         choices = {"algorithm": summary.algorithm}
     overrides: dict[str, str] = {}
-    for item in _read_yaml(path / ".hydra" / "overrides.yaml") or []:
-        key, _, value = str(item).lstrip("+~").partition("=")
-        overrides[key] = value
+    for folder in (*_resumed_from(path, config), path):  # a resumed run keeps the overrides it started with
+        for item in _read_yaml(folder / ".hydra" / "overrides.yaml") or []:
+            key, _, value = str(item).lstrip("+~").partition("=")
+            overrides[key] = value
     return Run(path, config, choices, overrides, summary, load_metrics(path))
+
+
+def _resumed_from(path: Path, config: Mapping[str, Any]) -> list[Path]:
+    """The run directory this run resumed, when it is another one that still exists."""
+    from cgatrain.resume import saved_run_dir
+
+    origin = saved_run_dir(str(config["resume"])) if config.get("resume") else None
+    return [origin] if origin is not None and origin != path.resolve() else []
+
+
+def _saved_choices(choices: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """A resumed run's choices: Hydra recorded the resume command's (today's defaults), config.yaml the run's own."""
+    kept = {}
+    for group, choice in choices.items():
+        saved = [config[key] for key in (f"{group}.name", f"{group}.graph") if key in config]
+        kept[group] = choice if not saved or choice in saved else saved[0]
+    return kept
 
 
 def find_runs(roots: Sequence[Path]) -> list[Run]:
