@@ -174,6 +174,10 @@ def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[st
     refused = []
     for key in dict.fromkeys(override_key(o) for o in overrides):
         given, before = _get(cfg, key), _get(saved, key)  # type: ignore[arg-type]
+        if given is _ABSENT and before is _ABSENT and not is_harmless(key):
+            # A group with no section of its own (experiment=...): which keys it set is not recorded anywhere.
+            raise ValueError(f"resume={cfg['resume']}: {key}=... cannot be applied to a resumed run, even with resume_override=true; "
+                             f"override the keys it would change instead (`cgatrain --cfg job {key}=...` shows them)")
         if is_harmless(key) or forced:
             _set(merged, key, given)
         else:  # a group override (`data=...`) also shows leaves other, harmless overrides set

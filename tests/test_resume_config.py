@@ -55,6 +55,13 @@ def test_resume_refuses_trajectory_changes_naming_each(saved_run: Path) -> None:
     assert "train.epochs" not in message and "algorithm" not in message.split("trajectory:")[1]  # harmless / unchanged
 
 
+@pytest.mark.parametrize("forced", [False, True])
+def test_an_experiment_preset_on_resume_is_refused_not_dropped(saved_run: Path, forced: bool) -> None:
+    overrides = [f"resume={saved_run}", "experiment=sp_top10", f"resume_override={str(forced).lower()}"]
+    with pytest.raises(ValueError, match=r"experiment=\.\.\. cannot be applied to a resumed run, even with resume_override=true"):
+        resume.apply_saved_config(composed(*overrides), overrides)
+
+
 def test_reading_the_same_samples_another_way_is_harmless_also_beside_a_group_override(tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
