@@ -283,6 +283,9 @@ def test_all_config_files_build_and_describe() -> None:
         assert "n=" in text and "spectral gap" in text
         topology.validate("column" if topology.directed else "row")
     assert "u=0.5" in build_topology(yaml.safe_load((CONFIG_DIR / "random.yaml").read_text()), 8).describe()
+    for graph in ({"graph": "ring"}, {"graph": "random", "edge_prob": 0.5}):  # NGO's 0/1 weights: no spectral gap to speak of
+        binary = build_topology({**graph, "weights": "binary"}, 5).describe()
+        assert "weights=binary, not stochastic" in binary and "spectral gap" not in binary
     # The paper's figure graphs are named in the banner, not just "custom", also inside a schedule.
     schedule = build_topology(yaml.safe_load((CONFIG_DIR / "sp_time_varying.yaml").read_text()), 4).describe()
     assert all(f"[{i}] schedule[{i}] sp_fig4_{c} (custom):" in schedule for i, c in enumerate("abc"))

@@ -263,9 +263,10 @@ class Topology:
             row = all(is_row_stochastic(W) for _, W in samples)
             column = all(is_column_stochastic(W) for _, W in samples)
             kind = "doubly" if row and column else "row" if row else "column" if column else "none"
-            gaps = [spectral_gap(W) for _, W in samples]
-            stats = (f", weights={entry.weights_kind}, {kind} stochastic, spectral gap mean {np.mean(gaps):.4f} "
-                     f"(min {min(gaps):.4f}) over {len(samples)} sampled steps") if weights else ""
+            stats = f", weights={entry.weights_kind}, {_stochastic(kind)}" if weights else ""
+            if weights and kind != "none":  # a spectral gap says nothing of a matrix that is not stochastic (NGO's binary W)
+                gaps = [spectral_gap(W) for _, W in samples]
+                stats += f", spectral gap mean {np.mean(gaps):.4f} (min {min(gaps):.4f}) over {len(samples)} sampled steps"
             if entry.kind == "one_peer_exponential":
                 hops = [2 ** k for k in range(len(samples))] if self.num_agents > 1 else []
                 return f"per-step one-peer graph, period {len(samples)} step(s), hops {hops}" + stats
@@ -278,11 +279,17 @@ class Topology:
         if not weights:
             return degrees
         W = entry.mixing(0, self.seed)
-        return (f"{degrees}, weights={entry.weights_kind}, {stochasticity_label(W)} stochastic, "
-                f"spectral gap {spectral_gap(W):.4f}, consensus rate {consensus_rate(W):.4f}")
+        kind = stochasticity_label(W)
+        text = f"{degrees}, weights={entry.weights_kind}, {_stochastic(kind)}"
+        return text if kind == "none" else text + f", spectral gap {spectral_gap(W):.4f}, consensus rate {consensus_rate(W):.4f}"
 
     def __repr__(self) -> str:
         return f"Topology(num_agents={self.num_agents}, graphs={self.graph_names}, time_varying={self.time_varying})"
+
+
+def _stochastic(kind: str) -> str:
+    """'doubly stochastic', 'row stochastic', ..., 'not stochastic'."""
+    return "not stochastic" if kind == "none" else f"{kind} stochastic"
 
 
 def build_topology(cfg: Mapping[str, Any], num_agents: int, seed: int = 0) -> Topology:
