@@ -31,3 +31,9 @@ def test_a_run_that_ended_before_its_first_epoch(tmp_path: Path) -> None:
     summary = run_summary("interrupted", "cga", 3, [], 4, 10, None, {}, 1.5, tmp_path)
     assert summary.epochs_completed == 4 and summary.final_train_loss is None
     assert summary.per_agent == [] and summary.compression_factor is None and summary.bytes_sent_per_step is None
+
+
+def test_an_algorithm_that_never_compresses_has_factor_one(tmp_path: Path) -> None:
+    table = torch.tensor([[0.5, 0.7, 0.9, 1000.0, 0.0, 3.0, 1.0]], dtype=torch.float64)  # dense_bytes_sent never counted
+    history = [EpochRecord(epoch=1, lr=0.1, train_loss=1.0).to_dict()]
+    assert run_summary("completed", "dpsgd", 1, history, 0, 10, table, {"model": 1000}, 1.0, tmp_path).compression_factor == 1.0

@@ -41,12 +41,19 @@ def run_summary(status: str, algorithm: str, world_size: int, history: Sequence[
         mb_sent_per_agent_max=last.mb_sent_per_agent_max,
         bytes_sent_by_round=dict(bytes_by_round),
         bytes_sent_per_step=float(table[:, 3].mean()) / steps_done if table is not None else None,
-        compression_factor=dense / sent if sent > 0 and dense > 0 else None,
+        compression_factor=_compression_factor(sent, dense),
         wall_seconds=seconds,
         seconds_per_epoch=seconds / max(len(history) - resumed_rows, 1),
         run_dir=str(run_dir),
         per_agent=per_agent_results(table),
     )
+
+
+def _compression_factor(sent: float, dense: float) -> float | None:
+    """Uncompressed over sent bytes; 1.0 for algorithms that never compress (they leave `dense_bytes_sent` at 0)."""
+    if sent <= 0:
+        return None
+    return dense / sent if dense > 0 else 1.0
 
 
 def per_agent_results(table: torch.Tensor | None) -> list[AgentResult]:
