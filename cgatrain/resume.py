@@ -21,6 +21,8 @@ HARMLESS = (
     "train.epochs",
     "train.progress_bar",
     "train.log_every",
+    "train.eval_train",  # measurements only: evaluation in eval mode, no random draws, parameters untouched
+    "train.consensus_every",
     "logger",
     "checkpoint",
     "comm.timeout_s",

@@ -35,6 +35,7 @@ def test_override_keys() -> None:
     assert resume.override_key("+optim.extra=1") == "optim.extra"
     assert resume.override_key("~logger.wandb.tags") == "logger.wandb.tags"
     assert resume.is_harmless("train.epochs") and resume.is_harmless("logger.wandb.mode") and not resume.is_harmless("train.batch_size")
+    assert resume.is_harmless("train.eval_train") and resume.is_harmless("train.consensus_every")  # measurements only
 
 
 def test_resume_takes_the_saved_config_and_allows_harmless_overrides(saved_run: Path) -> None:
