@@ -66,7 +66,8 @@ def _agent(rank: int, world_size: int, name: str, hparams: dict[str, Any], topol
     algorithm.finish(steps, 0)
     # Agents may be up to `delay` posts apart here; the trainer's final collectives hold them, so does this.
     torch.distributed.barrier()
-    return {"trajectory": torch.stack(trajectory), "partners": partners}
+    sent = {name: stats.bytes_sent for name, stats in exchange.stats.items()}
+    return {"trajectory": torch.stack(trajectory), "partners": partners, "bytes": sent, "model_bytes": model.params.numel() * 8}
 
 
 def _phi(z: torch.Tensor, p: float) -> torch.Tensor:
@@ -118,6 +119,11 @@ def test_ngo_matches_stacked_reference(tmp_path: Path, hparams: dict, topology_c
     # The coupling really acted: without it (gamma = 0) the trajectories would differ.
     uncoupled = ngo_reference({**hparams, "gamma": 0.0}, topology_cfg, world_size, steps, lr, False, shards)
     assert float((uncoupled[:, -1] - expected[:, -1]).abs().max()) > 1e-3
+    if topology_cfg is not RANDOM_BINARY:  # a fixed graph: one model per out-neighbour per step, the initial one sent once
+        topology = build_topology(topology_cfg, world_size, seed=SEED)
+        rounds = steps + (1 if hparams["delay"] > 0 else 0)
+        for rank, result in enumerate(results):
+            assert result["bytes"]["ngo_state"] == rounds * len(topology.out_neighbors(rank, 0)) * result["model_bytes"]
 
 
 def test_ngo_linear_with_gamma_one_before_the_step_is_dpsgd(tmp_path: Path) -> None:

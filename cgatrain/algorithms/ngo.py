@@ -119,10 +119,9 @@ class NGO(Algorithm):
         self._coupling = torch.empty_like(ctx.model.params)
         self._difference = torch.empty_like(ctx.model.params)
         if self.delay_line.delay > 0:
-            # States before step 0 are the initial model (eq. 9 with t - tau < 0), on the step-0 graph.
+            # States before step 0 are the initial model (eq. 9 with t - tau < 0), sent once along the step-0 graph.
             in_neighbors, out_neighbors = self.neighbors(0, 0)
-            for step in range(-self.delay_line.delay, 0):
-                self.delay_line.post(step, ctx.model.params, out_neighbors, in_neighbors)
+            self.delay_line.post_initial(ctx.model.params, out_neighbors, in_neighbors)
 
     def _gamma(self, lr: float) -> float:
         gamma = float(self.hparams["gamma"])

@@ -65,6 +65,21 @@ class DelayedGossip:
         pending = self.exchange.post(self.name, {peer: sent for peer in out_neighbors}, received)
         self.rounds[step] = DelayedRound(step, sent, received, pending)
 
+    def post_initial(self, tensor: torch.Tensor, out_neighbors: Sequence[int], in_neighbors: Sequence[int]) -> None:
+        """The state of the `delay` steps before step 0: sent once, and its copies stand in for the other steps."""
+        if self.delay == 0:
+            return
+        self.post(-self.delay, tensor, out_neighbors, in_neighbors)
+        first = self.rounds[-self.delay].complete()
+        for step in range(1 - self.delay, 0):
+            slot = self._slot(step)
+            sent = self.exchange.receive_buffers(f"{self.name}/sent", tensor, [-1], slot)[-1]
+            sent.copy_(first.sent)
+            received = self.exchange.receive_buffers(self.name, tensor, in_neighbors, slot)
+            for peer, buffer in received.items():
+                buffer.copy_(first.received[peer])
+            self.rounds[step] = DelayedRound(step, sent, received, None)
+
     def collect(self, step: int) -> DelayedRound | None:
         """The round posted at `step - delay`, completed; None before the first one was posted."""
         posted = step - self.delay
