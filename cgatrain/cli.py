@@ -243,8 +243,13 @@ def main() -> None:
         if refused is not None:
             sys.exit(refused)
         _hydra_main()
-    except KeyboardInterrupt:  # Ctrl-C before any agent started: nothing to save, no traceback
-        print("interrupted before the run started", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C before any agent started, or while submitit jobs ran
+        sweep = sys.modules.get("cgatrain.reporting.sweep")
+        started = getattr(sweep, "STARTED_SWEEP_DIRS", [])
+        if started:  # the jobs stopped with their checkpoints (each says so in its log)
+            print(f"sweep interrupted; to continue the whole sweep: {_sweep_resume_command(started[-1])}", file=sys.stderr)
+        else:
+            print("interrupted before the run started", file=sys.stderr)
         sys.exit(130)
     failed = FAILED_JOBS
     if is_multirun(sys.argv[1:]):  # a single run already printed its error

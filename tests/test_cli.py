@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 pytestmark = [pytest.mark.multiproc, pytest.mark.timeout(240)]
 
@@ -204,3 +205,24 @@ def test_version_and_a_mistyped_command(tmp_path: Path) -> None:
     typo = cgatrain("reprot", "multirun", cwd=tmp_path, timeout=60)
     assert typo.returncode == 2 and "unknown command 'reprot' (did you mean `cgatrain report`?)" in typo.stderr
     assert "cgatrain report PATH" in cgatrain("--help", cwd=tmp_path, timeout=60).stdout
+
+
+def test_ctrl_c_while_a_sweeps_jobs_run_elsewhere_offers_the_continuing_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Under submitit the jobs stop with their checkpoints; the command must not claim nothing had started."""
+    from cgatrain import cli
+    from cgatrain.reporting import sweep
+
+    def sweep_then_ctrl_c() -> None:
+        sweep.SweepSummary().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sw")}}}))
+        raise KeyboardInterrupt
+
+    argv = ["cgatrain", "-m", "hydra/launcher=submitit_local", "algorithm=dpmsgd,cga", "train.epochs=2"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(cli, "_hydra_main", sweep_then_ctrl_c)
+    monkeypatch.setattr(sweep, "STARTED_SWEEP_DIRS", [])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.strip() == ("sweep interrupted; to continue the whole sweep: cgatrain -m hydra/launcher=submitit_local "
+                                               f"algorithm=dpmsgd,cga train.epochs=2 resume=auto hydra.sweep.dir={tmp_path / 'sw'}")

@@ -20,6 +20,8 @@ from cgatrain.reporting.schema import RunSummary, load_summary
 
 # The directories of the last sweep's failed jobs: the command exits non-zero when there are any.
 FAILED_JOB_DIRS: list[str] = []
+# The sweep directory once Hydra started launching jobs (a Ctrl-C then stops a sweep, not a start-up).
+STARTED_SWEEP_DIRS: list[Path] = []
 JOB_NUMBER_SUBDIR = "${hydra.job.num}"
 AGENTS_MEAN = "agents' mean"  # column title: the mean of the agents' own test accuracies
 
@@ -116,6 +118,9 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
 
 class SweepSummary(Callback):
     """Hydra callback (configs/config.yaml, hydra.callbacks): the sweep's table once every job has returned."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        STARTED_SWEEP_DIRS.append(Path(str(config.hydra.sweep.dir)))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
