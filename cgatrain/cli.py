@@ -173,7 +173,7 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
     container = _to_container(cfg)
     name_the_run(container, run_dir, sweep_group, overrides or [])
     try:
-        container = lifecycle_cli.prepare_resume(container, run_dir, overrides or [], env.world_size)
+        container = lifecycle_cli.prepare_resume(container, run_dir, overrides or [], env.world_size, quiet=env.rank != 0)
         if container is None:
             return 0
         validate(container, local_agents=env.local_world_size)

@@ -13,23 +13,26 @@ from cgatrain import resume
 from cgatrain.train import lifecycle
 
 
-def prepare_resume(cfg: dict[str, Any], run_dir: Path, overrides: list[str], world_size: int | None = None) -> dict[str, Any] | None:
+def prepare_resume(cfg: dict[str, Any], run_dir: Path, overrides: list[str], world_size: int | None = None,
+                   quiet: bool = False) -> dict[str, Any] | None:
     """Resolve `resume=auto`, then take the resumed run's saved config; ConfigError on refused overrides.
 
-    Returns None when auto-resume finds this run already completed (nothing to do).
+    Returns None when auto-resume finds this run already completed (nothing to do). `quiet`: print
+    nothing (the agents of a torchrun or srun world other than rank 0).
     """
     from cgatrain.config import ConfigError
 
     try:
         if resume.resolve_auto(cfg, run_dir):
-            print(f"{run_dir} already holds a completed run; nothing to resume", flush=True)
+            if not quiet:
+                print(f"{run_dir} already holds a completed run; nothing to resume", flush=True)
             return None
         if cfg.get("resume") and world_size is not None and not any(resume.override_key(o) == "agents" for o in overrides):
             overrides = [*overrides, f"agents={world_size}"]  # the launcher's world size is given, like an override
         merged = resume.apply_saved_config(cfg, overrides)
     except (ValueError, OSError) as error:
         raise ConfigError(f"invalid config:\n  - {error}") from None
-    if cfg.get("resume"):
+    if cfg.get("resume") and not quiet:
         print(f"resuming {cfg['resume']} with its saved config" + (" (resume_override=true)" if cfg.get("resume_override") else ""), flush=True)
     return merged
 

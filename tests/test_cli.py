@@ -157,6 +157,9 @@ def test_torchrun_runs_one_agent_per_process_into_one_directory(tmp_path: Path) 
     assert len(run_dirs) == 1, run_dirs
     assert summary(run_dirs[0])["status"] == "completed" and summary(run_dirs[0])["agents"] == 2
     assert "status: completed after 1 epoch |" in result.stdout
+    resumed = subprocess.run([*command[:-1], "train.epochs=2", f"resume={run_dirs[0]}"], cwd=tmp_path, capture_output=True, text=True, timeout=150)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.count("with its saved config") == 1 and "status: completed after 2 epochs |" in resumed.stdout  # rank 0 says it
 
 
 def _free_port() -> int:
