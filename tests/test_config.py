@@ -52,6 +52,8 @@ def test_default_and_example_configs_are_valid() -> None:
         (["model.activation=tanh"], "model=cnn with model.activation='tanh' on inputs (1, 8, 8): unknown activation 'tanh'"),
         (["model=resnet20", "model.norm=group", "model.groups=5"], "model.groups=5 does not divide 16 channels"),
         (["model=mlp", "model.hidden=abc"], "model=mlp with model.hidden='abc'"),
+        (["model=resnet20", "model.norm=group", "model.groups=0"], "model.groups must be an integer >= 1, got 0"),  # was read as 2
+        (["model=linear", "model.bias=x"], "model.bias must be true, false or null, got 'x'"),  # was read as true
         (["model=lenet5"], "lenet5 needs inputs of at least 16x16 pixels, got 8x8"),
         (["algorithm=ngo", "algorithm.p=abc"], "algorithm.p must be a number, got 'abc'"),
         (["algorithm=sparse_push", "topology=directed_ring", "compressor=qsgd", "compressor.bits=3"], "compressor.bits must be one of (1, 2, 4, 8), got 3"),

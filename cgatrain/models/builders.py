@@ -48,7 +48,12 @@ def register_model(name: str, image: bool = False) -> Callable[[Builder], Builde
 
 def _norm(cfg: Mapping[str, Any], default: str) -> tuple[str, int]:
     """`model.norm` (or the model's default) and `model.groups` (default 2)."""
-    return str(cfg.get("norm") or default), int(cfg.get("groups") or 2)
+    groups = cfg.get("groups")
+    if groups is None:
+        groups = 2
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"model.groups must be an integer >= 1, got {groups!r}")
+    return str(cfg.get("norm") or default), groups
 
 
 @register_model("cnn", image=True)
@@ -107,5 +112,7 @@ def _mlp(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_outputs: int,
 def _linear(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_outputs: int, num_classes: int) -> nn.Module:
     """One Linear layer; `model.bias` (default: none for regression, one for classification)."""
     bias = cfg.get("bias")
+    if bias is not None and not isinstance(bias, bool):
+        raise ValueError(f"model.bias must be true, false or null, got {bias!r}")
     # bias-free by default for regression so weights line up with DatasetSplit.optimum
-    return build_linear(input_shape, num_outputs, bias=(num_classes > 0) if bias is None else bool(bias))
+    return build_linear(input_shape, num_outputs, bias=(num_classes > 0) if bias is None else bias)
