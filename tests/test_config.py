@@ -67,6 +67,14 @@ def test_bad_values_are_rejected(overrides: list[str], message: str) -> None:
         validate(composed(*overrides))
 
 
+def test_a_directed_graph_for_an_algorithm_that_replies_is_refused_for_that_alone() -> None:
+    with pytest.raises(ConfigError) as refused:
+        validate(composed("agents=4", "topology=random", "topology.directed=true", "algorithm=cga"))
+    # Not the advice on directed weights (weights=uniform), which would only lead to this refusal next.
+    assert str(refused.value) == ("invalid config:\n  - algorithm 'cga' sends replies back along each edge, so it needs an "
+                                  "undirected topology (topology.directed=true asks for a directed one)")
+
+
 def test_disconnected_graph_is_rejected() -> None:
     cfg = composed("algorithm=dpsgd", "agents=4")
     cfg["topology"] = {"graph": "custom", "edges": [[0, 1], [2, 3]], "directed": False, "weights": "metropolis_hastings"}
