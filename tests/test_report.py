@@ -329,3 +329,13 @@ def test_resumed_runs_keep_their_own_choices_and_overrides(tmp_path: Path) -> No
         assert [run.value(key) for key in ("algorithm", "topology", "partition", "data")] == ["dpmsgd", "complete", "iid", "digits"]
     assert moved.overrides["optim.lr"] == "0.05" and moved.overrides["train.epochs"] == "3"  # the original's, then its own
     assert load_run(original).value("algorithm") == "dpmsgd"
+
+
+def test_a_label_that_merges_methods_is_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fake_run(tmp_path / "a0", "cga", 0, "completed", 0.9)
+    _fake_run(tmp_path / "b0", "dpsgd", 0, "completed", 0.7)
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path), "--by", "topology.graph", "--label", "seed", "--no-plots", "--out", str(out)]) == 0
+    assert "warning: row '0' averages runs that differ in algorithm (cga, dpsgd) as if they were seeds; add --label algorithm" in capsys.readouterr().err
+    assert report.main([str(tmp_path), "--by", "topology.graph", "--no-plots", "--out", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -115,7 +115,20 @@ def _select(args: argparse.Namespace) -> tuple[list[Run], list[Group], list[str]
         key, metric = args.best
         labels = labels if key in labels else [*labels, key]
         runs = derived.keep_best(runs, by, labels, key, metric)
-    return runs, group_runs(runs, by, labels), by
+    groups = group_runs(runs, by, labels)
+    if args.label:
+        _warn_merged(groups, [key for key in label_keys(runs, by) if key not in labels])
+    return runs, groups, by
+
+
+def _warn_merged(groups: list[Group], hidden: list[str]) -> None:
+    """Say so when a row averages runs that differ in a key --label left out (they would pass for seeds)."""
+    for group in groups:
+        for key in hidden:
+            values = sorted({str(run.value(key)) if key == "algorithm" else str(run.overrides.get(key)) for run in group.runs})
+            if len(values) > 1:
+                print(f"warning: row {group.label!r} averages runs that differ in {key} ({', '.join(values)}) as if they were "
+                      f"seeds; add --label {key} to tell them apart", file=sys.stderr)
 
 
 def _percent_unit(key: str, derive: list[str]) -> str | None:
