@@ -24,6 +24,11 @@ def config_dir() -> str:
     raise FileNotFoundError(f"cgatrain configs not found next to {package}")
 
 
+def config_groups() -> set[str]:
+    """The config groups of configs/ (algorithm, topology, data, ...)."""
+    return {path.name for path in Path(config_dir()).iterdir() if path.is_dir()}
+
+
 def default_run_dir() -> str:
     """outputs/<date>/<time> for a local run; one shared folder per launcher job under torchrun/srun."""
     env = detect_launch_env()

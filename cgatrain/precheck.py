@@ -27,13 +27,6 @@ RUN_FLAGS = ("-m", "--multirun", "-r", "--run")
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
-def config_groups() -> set[str]:
-    """The config groups of configs/ (algorithm, topology, data, ...)."""
-    from cgatrain.compose import config_dir
-
-    return {path.name for path in Path(config_dir()).iterdir() if path.is_dir()}
-
-
 def expand_sweep(overrides: list[str]) -> list[list[str]] | None:
     """Each job's overrides, as Hydra's basic sweeper numbers them; None when a value is a glob()."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -65,7 +58,7 @@ def unknown_keys(overrides: list[str], composed: DictConfig | None = None) -> li
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    from cgatrain.compose import compose_config
+    from cgatrain.compose import compose_config, config_groups
     from cgatrain.resume import merge_saved, saved_config
 
     groups, parsed = config_groups(), OverridesParser.create().parse_overrides(overrides)

@@ -74,10 +74,14 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def merge_saved(defaults: Mapping[str, Any], saved: Mapping[str, Any]) -> dict[str, Any]:
-    """The saved config over today's defaults: a chosen option (a section with `name`) is taken whole."""
+    """The saved config over today's defaults: a chosen option (a config group's section, as `topology`, or a
+    section with `name`) is taken whole, so today's default ring never leaks into a saved schedule."""
+    from cgatrain.compose import config_groups
+
+    whole = config_groups()
     merged = copy.deepcopy(dict(defaults))
     for key, value in saved.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and "name" not in value:
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and "name" not in value and key not in whole:
             merged[key] = merge_saved(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)

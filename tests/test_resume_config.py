@@ -56,6 +56,18 @@ def test_resume_refuses_trajectory_changes_naming_each(saved_run: Path) -> None:
     assert "train.epochs" not in message and "algorithm" not in message.split("trajectory:")[1]  # harmless / unchanged
 
 
+@pytest.mark.parametrize("topology", ["time_varying_example", "sp_time_varying"])
+def test_a_saved_schedule_topology_is_taken_whole(tmp_path: Path, topology: str) -> None:
+    """Today's default ring must not leak `graph: ring` into a saved schedule (it made the run unresumable)."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    saved = composed(f"topology={topology}", "agents=4", "algorithm=sgp" if topology.startswith("sp_") else "algorithm=dpsgd", "model=mlp")
+    OmegaConf.save(OmegaConf.create(saved), run / "config.yaml")
+    overrides = [f"resume={run}", "train.epochs=3"]
+    merged = resume.apply_saved_config(composed(*overrides), overrides)
+    assert merged["topology"] == saved["topology"] and merged["train"]["epochs"] == 3
+
+
 @pytest.mark.parametrize("forced", [False, True])
 def test_an_experiment_preset_on_resume_is_refused_not_dropped(saved_run: Path, forced: bool) -> None:
     overrides = [f"resume={saved_run}", "experiment=sp_top10", f"resume_override={str(forced).lower()}"]
