@@ -92,7 +92,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
             from hydra.core.hydra_config import HydraConfig
 
             sweep_dir = Path(str(HydraConfig.get().sweep.dir)) if HydraConfig.initialized() else run_dir.parent
-            print(f"to continue the whole sweep: {_sweep_resume_command(sweep_dir)}", file=sys.stderr, flush=True)
+            print(_sweep_continuation(sweep_dir), file=sys.stderr, flush=True)
         raise SystemExit(code)
     from cgatrain.reporting.status_line import print_status
 
@@ -100,10 +100,15 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     return True
 
 
-def _sweep_resume_command(sweep_dir: Path) -> str:
-    """This command again, resuming each job in place: finished jobs are skipped, the stopped one resumes."""
+def _sweep_continuation(sweep_dir: Path) -> str:
+    """How to go on: this command again resuming each job in place (finished jobs are skipped, stopped ones resume)."""
+    given = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("resume=")]
+    if any(value not in ("auto", "null", "") for value in given):
+        # Its jobs start from other runs: resume=auto would start the jobs that had not begun from scratch.
+        return (f"to continue: `cgatrain resume=JOB_DIR` for each stopped job under {sweep_dir}, and this command "
+                "again for the jobs that had not started")
     kept = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir="))]
-    return shlex.join(["cgatrain", *kept, "resume=auto", f"hydra.sweep.dir={sweep_dir}"])
+    return "to continue the whole sweep: " + shlex.join(["cgatrain", *kept, "resume=auto", f"hydra.sweep.dir={sweep_dir}"])
 
 
 def _hydra_main() -> None:
@@ -247,7 +252,7 @@ def main() -> None:
         sweep = sys.modules.get("cgatrain.reporting.sweep")
         started = getattr(sweep, "STARTED_SWEEP_DIRS", [])
         if started:  # the jobs stopped with their checkpoints (each says so in its log)
-            print(f"sweep interrupted; to continue the whole sweep: {_sweep_resume_command(started[-1])}", file=sys.stderr)
+            print(f"sweep interrupted; {_sweep_continuation(started[-1])}", file=sys.stderr)
         else:
             print("interrupted before the run started", file=sys.stderr)
         sys.exit(130)

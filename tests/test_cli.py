@@ -229,3 +229,8 @@ def test_ctrl_c_while_a_sweeps_jobs_run_elsewhere_offers_the_continuing_command(
     assert stopped.value.code == 130
     assert capsys.readouterr().err.strip() == ("sweep interrupted; to continue the whole sweep: cgatrain -m hydra/launcher=submitit_local "
                                                f"algorithm=dpmsgd,cga train.epochs=2 resume=auto hydra.sweep.dir={tmp_path / 'sw'}")
+    # A sweep over other runs' checkpoints: resume=auto would start its unstarted jobs from scratch, so no such command.
+    assert cli._sweep_continuation(tmp_path / "sw").startswith("to continue the whole sweep: ")
+    monkeypatch.setattr(sys, "argv", [*argv, "resume=/runs/a,/runs/b"])
+    assert cli._sweep_continuation(tmp_path / "sw") == (f"to continue: `cgatrain resume=JOB_DIR` for each stopped job under {tmp_path / 'sw'}, "
+                                                        "and this command again for the jobs that had not started")
