@@ -260,7 +260,8 @@ def main() -> None:
     if is_multirun(sys.argv[1:]):  # a single run already printed its error
         from cgatrain.reporting.sweep import FAILED_JOB_DIRS
 
-        failed = list(dict.fromkeys([*FAILED_JOBS, *FAILED_JOB_DIRS]))  # the jobs run here, and those the summary found
+        # The jobs run here, and those the summary found (a relative sweep dir names them relatively).
+        failed = list(dict.fromkeys(str(Path(job).resolve()) for job in [*FAILED_JOBS, *FAILED_JOB_DIRS]))
         if failed:
             print(f"{len(failed)} of the sweep's jobs failed: {', '.join(failed)}", file=sys.stderr)
     if failed:

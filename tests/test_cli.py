@@ -96,13 +96,14 @@ def test_multirun_sweep_survives_diverged_and_failed_jobs(tmp_path: Path) -> Non
 
     write_mnist(good)
     result = cgatrain("-m", "agents=2", *TINY, "data=mnist", "train.epochs=2", "optim.lr=0.01,1e9", f"data.root={good},{bad}",
-                      f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+                      "hydra.sweep.dir=sweep", cwd=tmp_path)  # relative, as the default multirun/... is
     statuses = [summary(sweep / str(job))["status"] for job in range(4)]
     assert statuses == ["completed", "failed", "diverged", "failed"], result.stderr[-3000:]
     assert "EOFError" in summary(sweep / "1")["error"] and "agent" in summary(sweep / "1")["error"]
     assert "status: diverged in epoch " in result.stdout  # not "after 0 epochs"
     assert result.returncode == 1 and "2 of the sweep's jobs failed" in result.stderr  # reported at the end, after the sweep went on
-    assert f"sweep of 4 jobs in {sweep}: 1 completed, 2 failed, 1 diverged" in result.stdout  # the sweep's table
+    assert "sweep of 4 jobs in sweep: 1 completed, 2 failed, 1 diverged" in result.stdout  # the sweep's table
+    assert f"2 of the sweep's jobs failed: {sweep / '1'}, {sweep / '3'}\n" in result.stderr  # each once
     assert "job 1 failed: run failed: agent " in result.stderr and "EOFError" in result.stderr
 
 
