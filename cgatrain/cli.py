@@ -35,12 +35,15 @@ def _to_container(cfg: DictConfig) -> dict[str, Any]:
 
 def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any], config_refused: bool = False) -> None:
     from cgatrain.reporting import append_log
-    from cgatrain.reporting.schema import RunSummary, write_summary
+    from cgatrain.reporting.schema import RunSummary, load_summary, write_summary
     from cgatrain.resume import saved_run_dir
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    # A refused resume into the run's own directory leaves that run's record (its results, its resume hint) as it was.
-    if not (config_refused and cfg.get("resume") and saved_run_dir(str(cfg["resume"])) == run_dir.resolve()):
+    saved = load_summary(run_dir) if config_refused and cfg.get("resume") and saved_run_dir(str(cfg["resume"])) == run_dir.resolve() else None
+    if saved is not None:  # a refused resume into the run's own directory: its record stays, with the refusal beside it
+        saved.extra["refused"] = message
+        write_summary(run_dir, saved)
+    else:
         write_summary(run_dir, RunSummary(status=status, error=message, algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir)))
     FAILED_JOBS.append(str(run_dir))
     print(f"error: {message}\nrun files: {run_dir}", file=sys.stderr, flush=True)

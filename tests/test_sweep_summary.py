@@ -30,8 +30,11 @@ def test_the_table_has_each_job_its_status_scores_and_swept_overrides(tmp_path: 
     make_job(tmp_path / "2", ["optim.lr=-1", "agents=2"], RunSummary(status="failed", error="invalid config:\n  - optim.lr must be >= 0"))
     make_job(tmp_path / "3", ["optim.lr=0.2", "agents=2"], None)  # killed before it wrote summary.json
     make_job(tmp_path / "4", ["optim.lr=0.3", "agents=2"], RunSummary(status="completed"))  # an older sweep's job in the same dir
+    make_job(tmp_path / "5", ["optim.lr=0.4", "agents=2"], RunSummary(status="interrupted", epochs_completed=2, extra={"refused": "invalid config:\n  - optim.lr (saved 0.1, given 0.4)"}))
 
     jobs = sweep.summarize_sweep(tmp_path, sweep.JOB_NUMBER_SUBDIR, ["optim.lr=0.1,1e9,-1,0.2", "agents=2"])
+    refused = sweep.read_jobs([tmp_path / "5"])[0]  # a resume refused by the job itself keeps the run's record
+    assert refused.status == "refused" and refused.failed and refused.summary.epochs_completed == 2
     out, err = capsys.readouterr()
     assert [job.status for job in jobs] == ["completed", "diverged", "failed", "no summary"]
     assert f"sweep of 4 jobs in {tmp_path}: 1 completed, 1 diverged, 1 failed, 1 no summary" in out

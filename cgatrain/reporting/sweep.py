@@ -37,11 +37,18 @@ class Job:
 
     @property
     def status(self) -> str:
-        return self.summary.status if self.summary is not None else "no summary"
+        if self.summary is None:
+            return "no summary"
+        return "refused" if self.refusal else self.summary.status
+
+    @property
+    def refusal(self) -> str | None:
+        """Why this command refused to resume the job (its earlier record is kept), None when it did not."""
+        return self.summary.extra.get("refused") if self.summary is not None else None
 
     @property
     def failed(self) -> bool:
-        return self.summary is None or self.summary.status == "failed"
+        return self.summary is None or self.summary.status == "failed" or self.refusal is not None
 
 
 def job_dirs(sweep_dir: Path, subdir: str, num_jobs: int | None) -> list[Path]:
@@ -111,7 +118,7 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
             print(f"job {job.number} ({job.directory}) wrote no summary.json: it died before the end of its run "
                   "(its cgatrain.log, and under submitit the sweep's .submitit/ logs, say more)", file=sys.stderr)
         elif job.failed:
-            error = " ".join(line.strip() for line in (job.summary.error or "see its cgatrain.log").splitlines())
+            error = " ".join(line.strip() for line in (job.refusal or job.summary.error or "see its cgatrain.log").splitlines())
             print(f"job {job.number} failed: {error[:300]}", file=sys.stderr)
     return jobs
 
