@@ -232,7 +232,11 @@ def test_qsgd_dither_state_is_keyed_by_device_type() -> None:
     resumed = QSGDCompressor(2, seed=1)
     resumed.load_rng_state({"cpu:0": saved["cpu"], "cuda:3": torch.zeros(16, dtype=torch.uint8)})  # older keys, a GPU's
     assert torch.equal(resumed.compress_decompress(x), running.compress_decompress(x))
-    assert set(resumed.rng_state()) == {"cpu"}  # the GPU state waits for a GPU, never touched on the CPU
+    assert set(resumed.rng_state()) == {"cpu", "cuda"}  # the GPU state waits for a GPU, never touched on the CPU...
+    assert torch.equal(resumed.rng_state()["cuda"], torch.zeros(16, dtype=torch.uint8))  # ...and is saved again as it was
+    again = QSGDCompressor(2, seed=1)
+    again.load_rng_state(running.rng_state())
+    assert torch.equal(again.rng_state()["cpu"], running.rng_state()["cpu"])  # a checkpoint before the next message keeps it
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -92,7 +92,8 @@ class QSGDCompressor(Compressor):
         return self._generators[device.type]
 
     def rng_state(self) -> dict[str, torch.Tensor]:
-        return {kind: generator.get_state() for kind, generator in self._generators.items()}
+        # A loaded state not used yet (no message since the resume) is still this instance's stream.
+        return {**self._saved_states, **{kind: generator.get_state() for kind, generator in self._generators.items()}}
 
     def load_rng_state(self, state: Mapping[str, torch.Tensor]) -> None:
         """Restore the generators; a GPU's state waits until a GPU is used (never, when resuming on CPUs)."""
