@@ -132,7 +132,19 @@ def saved_config(overrides: list[str]) -> dict[str, Any] | None:
     run_dir = saved_run_dir(paths[-1]) if paths and paths[-1] not in ("", "auto", "null") and "," not in paths[-1] else None
     if run_dir is None:
         return None
-    return OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=False)  # type: ignore[return-value]
+    try:
+        return load_saved(run_dir, resolve=False)
+    except ValueError:  # named by the resume check that follows
+        return None
+
+
+def load_saved(run_dir: Path, resolve: bool = True) -> dict[str, Any]:
+    """A run's saved config.yaml; ValueError naming the file when it cannot be read (torn by a kill, edited)."""
+    path = run_dir / "config.yaml"
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=resolve)  # type: ignore[return-value]
+    except Exception as error:  # yaml's and omegaconf's errors share no base class
+        raise ValueError(f"{path} cannot be read as a config ({type(error).__name__}: {str(error).splitlines()[0]})") from None
 
 
 def _is_plain_key(override: str) -> bool:
@@ -174,7 +186,7 @@ def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[st
     run_dir = saved_run_dir(str(cfg["resume"]))
     if run_dir is None:
         return cfg  # a bare checkpoint folder: nothing saved to hold the overrides against
-    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
+    saved = load_saved(run_dir)
     merged = merge_saved(cfg, saved)  # type: ignore[arg-type]
     forced = bool(cfg.get("resume_override", False))
     refused = []

@@ -56,6 +56,17 @@ def test_resume_refuses_trajectory_changes_naming_each(saved_run: Path) -> None:
     assert "train.epochs" not in message and "algorithm" not in message.split("trajectory:")[1]  # harmless / unchanged
 
 
+def test_a_torn_saved_config_is_named_not_a_traceback(tmp_path: Path) -> None:
+    from cgatrain.precheck import check_job
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("agents: [1,\n")  # a kill mid-write
+    assert resume.force_saved_keys([f"resume={run}", "train.epochs=2"]) == [f"resume={run}", "train.epochs=2"]
+    problems = check_job([f"resume={run}", "train.epochs=2"])
+    assert len(problems) == 1 and problems[0].startswith(f"{run / 'config.yaml'} cannot be read as a config (ParserError")
+
+
 @pytest.mark.parametrize("topology", ["time_varying_example", "sp_time_varying"])
 def test_a_saved_schedule_topology_is_taken_whole(tmp_path: Path, topology: str) -> None:
     """Today's default ring must not leak `graph: ring` into a saved schedule (it made the run unresumable)."""
