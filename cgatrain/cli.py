@@ -81,7 +81,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
         _record_failure(run_dir, "failed", str(error), container, config_refused=True)
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create(container), run_dir / "config.yaml")
+    lifecycle_cli.save_config(container, run_dir)  # atomic: a kill never leaves a torn config.yaml to resume from
     _warn_capacity(container, run_dir, int(container["agents"]))
     lifecycle_cli.clear_summary(run_dir)
     try:
