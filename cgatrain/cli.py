@@ -139,11 +139,13 @@ def _hydra_main() -> None:
 
 def _run_under_launcher(env: LaunchEnv, argv: list[str]) -> int:
     """torchrun/srun: this process is agent `env.rank`; compose, validate and train."""
-    if any(arg.startswith("-") for arg in argv):
-        print("error: Hydra flags (-m, --cfg, ...) are not available under torchrun/srun; pass key=value overrides only", file=sys.stderr)
-        return 2
-    from cgatrain.precheck import key_problems
+    from cgatrain.precheck import config_dir_overrides, key_problems
 
+    argv, search_path = config_dir_overrides(argv)  # --config-dir works here too, as hydra.searchpath
+    argv = [*search_path, *argv]
+    if any(arg.startswith("-") for arg in argv):
+        return _refuse(env, "Hydra flags (-m, --cfg, ...) are not available under torchrun/srun; pass key=value overrides "
+                            "(and --config-dir DIR) only")
     problems = key_problems(argv)
     if problems:
         return _refuse(env, "invalid config:\n  - " + "\n  - ".join(problems))

@@ -147,6 +147,14 @@ def test_torchrun_refuses_an_unknown_key_with_rank_0s_message(tmp_path: Path) ->
     assert result.returncode != 0
     assert result.stderr.count("unknown config key train.epoch (did you mean train.epochs?)") == 1, result.stderr[-3000:]
     assert not (tmp_path / "outputs").exists()
+    # --config-dir reaches the agents (its topology is found; only the unknown key is refused); other flags are refused once.
+    (tmp_path / "conf" / "topology").mkdir(parents=True)
+    (tmp_path / "conf" / "topology" / "tri.yaml").write_text("graph: complete\nweights: uniform\n")
+    with_dir = subprocess.run([*command[:6], "--config-dir", str(tmp_path / "conf"), "topology=tri", *command[6:]], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+    assert with_dir.stderr.count("error: invalid config:\n  - unknown config key train.epoch") == 1, with_dir.stderr[-3000:]
+    flags = subprocess.run([*command[:6], "--cfg", "job", *TINY], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert flags.returncode != 0 and flags.stderr.count("Hydra flags (-m, --cfg, ...) are not available under torchrun/srun") == 1
 
 
 def test_torchrun_runs_one_agent_per_process_into_one_directory(tmp_path: Path) -> None:
