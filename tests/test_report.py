@@ -339,3 +339,24 @@ def test_a_label_that_merges_methods_is_warned_about(tmp_path: Path, capsys: pyt
     assert "warning: row '0' averages runs that differ in algorithm (cga, dpsgd) as if they were seeds; add --label algorithm" in capsys.readouterr().err
     assert report.main([str(tmp_path), "--by", "topology.graph", "--no-plots", "--out", str(out)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_resumed_run_takes_its_origins_choice_names(tmp_path: Path) -> None:
+    """Choices whose names differ from the config's (cga_authors runs cga) come from the run it resumed."""
+    import yaml
+
+    from cgatrain.reporting.runs import load_run
+
+    def run_dir(name: str, resume: str | None, choices: dict[str, str], topology: dict) -> Path:
+        path = tmp_path / name
+        (path / ".hydra").mkdir(parents=True)
+        (path / "config.yaml").write_text(yaml.safe_dump({"algorithm": {"name": "cga"}, "topology": topology, "resume": resume}))
+        (path / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+        return path
+
+    schedule = {"schedule": [{"graph": "ring"}, {"graph": "complete"}]}
+    original = run_dir("a", None, {"algorithm": "cga_authors", "topology": "time_varying_example"}, schedule)
+    moved = load_run(run_dir("b", str(original), {"algorithm": "cga", "topology": "ring"}, schedule))
+    assert (moved.value("algorithm"), moved.value("topology")) == ("cga_authors", "time_varying_example")
+    in_place = load_run(run_dir("c", str(tmp_path / "c"), {"algorithm": "cga", "topology": "ring"}, schedule))
+    assert (in_place.value("algorithm"), in_place.value("topology")) == ("cga", "schedule")  # all config.yaml can tell

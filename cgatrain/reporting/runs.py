@@ -116,7 +116,10 @@ def load_run(path: Path) -> Run:
     config = _flatten(_read_yaml(path / CONFIG_FILE) or {})
     hydra = _read_yaml(path / ".hydra" / "hydra.yaml") or {}
     choices = {k: v for k, v in ((hydra.get("hydra") or {}).get("runtime", {}).get("choices") or {}).items() if not k.startswith("hydra")}
-    if config.get("resume"):
+    origin = _resumed_from(path, config)
+    if origin:  # Hydra recorded the resume command's choices (today's defaults): the run's own are its origin's
+        choices = load_run(origin[0]).choices
+    elif config.get("resume"):  # resumed in place: the origin's record was overwritten, config.yaml tells
         choices = _saved_choices(choices, config)
     summary = load_summary(path)
     if not choices and "algorithm.name" in config:
@@ -124,7 +127,7 @@ def load_run(path: Path) -> Run:
     elif not choices and summary is not None and summary.algorithm:  # failed before writing config.yaml
         choices = {"algorithm": summary.algorithm}
     overrides: dict[str, str] = {}
-    for folder in (*_resumed_from(path, config), path):  # a resumed run keeps the overrides it started with
+    for folder in (*origin, path):  # a resumed run keeps the overrides it started with
         for item in _read_yaml(folder / ".hydra" / "overrides.yaml") or []:
             key, _, value = str(item).lstrip("+~").partition("=")
             overrides[key] = value
@@ -144,6 +147,8 @@ def _saved_choices(choices: Mapping[str, Any], config: Mapping[str, Any]) -> dic
     kept = {}
     for group, choice in choices.items():
         saved = [config[key] for key in (f"{group}.name", f"{group}.graph") if key in config]
+        if f"{group}.schedule" in config:
+            saved = saved or ["schedule"]  # a time-varying topology without a name
         kept[group] = choice if not saved or choice in saved else saved[0]
     return kept
 
