@@ -235,5 +235,6 @@ def check_command(argv: list[str]) -> int | None:
     else:
         print(f"error: {len(failures)} of {len(jobs)} sweep jobs have an invalid config; no job was started:", file=sys.stderr)
         for number, job, problems in failures:
-            print(f"  job {number} ({' '.join(job)}):\n    - " + "\n    - ".join(problems), file=sys.stderr)
+            shown = " ".join(item.removeprefix("++") for item in job)  # `++` is resume.force_saved_keys', not the user's
+            print(f"  job {number} ({shown}):\n    - " + "\n    - ".join(problems), file=sys.stderr)
     return 2

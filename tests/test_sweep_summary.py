@@ -46,14 +46,23 @@ def test_the_table_has_each_job_its_status_scores_and_swept_overrides(tmp_path: 
     assert sweep.FAILED_JOB_DIRS == [str(tmp_path / "2"), str(tmp_path / "3")]
 
 
-def test_custom_subdirs_and_other_sweepers_list_every_job_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_custom_subdirs_number_jobs_as_planned_and_drop_an_earlier_sweeps_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_job(tmp_path / "lr=0.1", ["optim.lr=0.1"], RunSummary(status="completed"))
-    make_job(tmp_path / "lr=0.2" / "seed=1", ["optim.lr=0.2", "seed=1"], RunSummary(status="failed"))
-    jobs = sweep.summarize_sweep(tmp_path, "${hydra.job.override_dirname}", ["optim.lr=0.1,0.2"])
-    assert [job.directory for job in jobs] == [tmp_path / "lr=0.1", tmp_path / "lr=0.2" / "seed=1"]
-    assert sweep.summarize_sweep(tmp_path, sweep.JOB_NUMBER_SUBDIR, None) == jobs  # e.g. Optuna: the jobs on disk
-    assert sweep.FAILED_JOB_DIRS == [str(tmp_path / "lr=0.2" / "seed=1")]
-    assert "job 1 failed: see its cgatrain.log" in capsys.readouterr().err
+    make_job(tmp_path / "lr=0.2", ["optim.lr=0.2"], RunSummary(status="failed"))
+    make_job(tmp_path / "lr=0.3", ["optim.lr=0.3"], RunSummary(status="failed"))  # an earlier sweep's, in the same folder
+    jobs = sweep.summarize_sweep(tmp_path, "${hydra.job.override_dirname}", ["optim.lr=0.2,0.1"])
+    assert [(job.number, job.directory) for job in jobs] == [(0, tmp_path / "lr=0.2"), (1, tmp_path / "lr=0.1")]  # Hydra's #0, #1
+    assert sweep.FAILED_JOB_DIRS == [str(tmp_path / "lr=0.2")]
+    assert "job 0 failed: see its cgatrain.log" in capsys.readouterr().err
+    assert len(sweep.summarize_sweep(tmp_path, sweep.JOB_NUMBER_SUBDIR, None)) == 3  # another sweeper (Optuna): every job found
+
+
+def test_a_planned_job_without_its_folder_shows_its_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_job(tmp_path / "0", ["optim.lr=0.1", "agents=2"], RunSummary(status="completed"))
+    jobs = sweep.summarize_sweep(tmp_path, sweep.JOB_NUMBER_SUBDIR, ["optim.lr=0.1,0.2", "agents=2"])
+    assert jobs[1].overrides == ["optim.lr=0.2", "agents=2"] and jobs[1].failed
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-2].split()[-1] == "optim.lr=0.2" and "job 1 (optim.lr=0.2 agents=2) has no folder: it never started" in err
 
 
 def test_the_callback_is_configured_and_reads_the_subdir_template() -> None:

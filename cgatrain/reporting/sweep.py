@@ -51,22 +51,35 @@ class Job:
         return self.summary is None or self.summary.status == "failed" or self.refusal is not None
 
 
-def job_dirs(sweep_dir: Path, subdir: str, num_jobs: int | None) -> list[Path]:
-    """The sweep's job directories: sweep_dir/0..n-1 under Hydra's default subdir, else every job found."""
-    if subdir == JOB_NUMBER_SUBDIR and num_jobs is not None:
-        return [sweep_dir / str(number) for number in range(num_jobs)]
-    found = {marker.parent.parent for marker in sweep_dir.glob("**/.hydra/overrides.yaml")}
-    return sorted(found, key=lambda path: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts])
+def find_jobs(sweep_dir: Path, subdir: str, planned: list[list[str]] | None) -> list[Job]:
+    """This sweep's jobs, numbered as Hydra numbered them: sweep_dir/N under the default subdir; under another
+    subdir, the job folder whose recorded overrides are job N's; without a plan (another sweeper), every job found."""
+    if planned is not None and subdir == JOB_NUMBER_SUBDIR:
+        return [_read_job(number, sweep_dir / str(number), job) for number, job in enumerate(planned)]
+    found = sorted({marker.parent.parent for marker in sweep_dir.glob("**/.hydra/overrides.yaml")},
+                   key=lambda path: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts])
+    if planned is None:
+        return read_jobs(found)
+    by_overrides = {tuple(_overrides(directory)): directory for directory in found}  # an earlier sweep's folders drop out
+    if not any(tuple(job) in by_overrides for job in planned):
+        return read_jobs(found)  # overrides recorded in another form: every job found rather than none
+    return [_read_job(number, by_overrides.get(tuple(job), sweep_dir / "(not started)"), job) for number, job in enumerate(planned)]
 
 
 def read_jobs(directories: Sequence[Path]) -> list[Job]:
-    """Each directory's overrides (.hydra/overrides.yaml) and summary."""
-    jobs = []
-    for number, directory in enumerate(directories):
-        overrides_file = directory / ".hydra" / "overrides.yaml"
-        overrides = [str(item) for item in yaml.safe_load(overrides_file.read_text()) or []] if overrides_file.exists() else []
-        jobs.append(Job(number, directory, overrides, load_summary(directory)))
-    return jobs
+    """Each directory's overrides (.hydra/overrides.yaml) and summary, numbered in order."""
+    return [_read_job(number, directory, None) for number, directory in enumerate(directories)]
+
+
+def _read_job(number: int, directory: Path, planned: list[str] | None) -> Job:
+    """One job; a job that never made its folder shows the overrides it was planned with."""
+    recorded = _overrides(directory)
+    return Job(number, directory, recorded or list(planned or []), load_summary(directory))
+
+
+def _overrides(directory: Path) -> list[str]:
+    path = directory / ".hydra" / "overrides.yaml"
+    return [str(item) for item in yaml.safe_load(path.read_text()) or []] if path.exists() else []
 
 
 def format_jobs(sweep_dir: Path, jobs: Sequence[Job]) -> str:
@@ -80,7 +93,7 @@ def format_jobs(sweep_dir: Path, jobs: Sequence[Job]) -> str:
              f"{'job':>4}  {'status':<11}{'epochs':>6}  {'avg-model acc':>13}  {AGENTS_MEAN:>12}  {'avg-model loss':>14}  overrides"]
     for job in jobs:
         summary = job.summary or RunSummary(status=job.status)
-        swept = " ".join(item for item in job.overrides if item not in shared)
+        swept = " ".join(item.removeprefix("++") for item in job.overrides if item not in shared)
         lines.append(f"{job.number:>4}  {job.status:<11}{summary.epochs_completed:>6}  {_percent(summary.consensus_test_accuracy):>13}  "
                      f"{_percent(summary.agent_test_accuracy_mean):>12}  {_number(summary.consensus_test_loss):>14}  {swept}")
     lines.append(f"tables and plots of the sweep: cgatrain report {sweep_dir}")
@@ -108,13 +121,15 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
             planned = expand_sweep(task_overrides)
         except Exception:  # Hydra accepted the syntax as it ran the jobs; find them on disk instead
             planned = None
-    jobs = read_jobs(job_dirs(sweep_dir, subdir, None if planned is None else len(planned)))
+    jobs = find_jobs(sweep_dir, subdir, planned)
     if not jobs:
         return jobs
     print("\n" + format_jobs(sweep_dir, jobs), flush=True)
     FAILED_JOB_DIRS[:] = [str(job.directory) for job in jobs if job.failed]
     for job in jobs:
-        if job.summary is None:
+        if not job.directory.exists():
+            print(f"job {job.number} ({' '.join(job.overrides)}) has no folder: it never started", file=sys.stderr)
+        elif job.summary is None:
             print(f"job {job.number} ({job.directory}) wrote no summary.json: it died before the end of its run "
                   "(its cgatrain.log, and under submitit the sweep's .submitit/ logs, say more)", file=sys.stderr)
         elif job.failed:
