@@ -142,12 +142,14 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None, on_this_ma
             attempt(build_compressor, compressor)
     if all(isinstance(cfg.get(key), int) and not isinstance(cfg[key], bool) and cfg[key] >= minimum for key, minimum in (("agents", 1), ("seed", 0))):
         specs = cfg["topology"].get("schedule") or [cfg["topology"]]
+        before = len(problems)
+        topology = attempt(build_topology, cfg["topology"], int(cfg["agents"]), int(cfg["seed"]))
         if algorithm is not None and algorithm.needs_undirected and any(isinstance(s, dict) and s.get("directed") is True for s in specs):
-            # Said first and alone: advice on a directed graph's weights would lead to this refusal next.
-            problems.append(f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected "
-                            "topology (topology.directed=true asks for a directed one)")
-            specs = None
-        topology = attempt(build_topology, cfg["topology"], int(cfg["agents"]), int(cfg["seed"])) if specs else None
+            # Said instead of advice on a directed graph's weights, which would only lead to this refusal next.
+            problems[before:] = [p for p in problems[before:] if " is directed: " not in p]
+            problems.insert(before, f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected "
+                                    "topology (topology.directed=true asks for a directed one)")
+            topology = None
         if topology is not None and algorithm is not None:
             attempt(topology.validate, algorithm.required_mixing(cfg["algorithm"]))
             attempt(algorithm.check_topology, topology, cfg["algorithm"])
