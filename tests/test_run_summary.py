@@ -37,3 +37,11 @@ def test_an_algorithm_that_never_compresses_has_factor_one(tmp_path: Path) -> No
     table = torch.tensor([[0.5, 0.7, 0.9, 1000.0, 0.0, 3.0, 1.0]], dtype=torch.float64)  # dense_bytes_sent never counted
     history = [EpochRecord(epoch=1, lr=0.1, train_loss=1.0).to_dict()]
     assert run_summary("completed", "dpsgd", 1, history, 0, 10, table, {"model": 1000}, 1.0, tmp_path).compression_factor == 1.0
+
+
+def test_a_run_that_diverged_in_its_first_epoch_reports_what_it_sent(tmp_path: Path) -> None:
+    nan = float("nan")
+    table = torch.tensor([[nan, nan, nan, 7000.0, 0.0, 1.0, 0.5], [nan, nan, nan, 9000.0, 0.0, 1.0, 0.5]], dtype=torch.float64)
+    summary = run_summary("diverged", "dpsgd", 2, [], 0, 50, table, {"model": 7000}, 2.0, tmp_path, steps_done=10)
+    assert summary.mb_sent_per_agent == 0.008 and summary.mb_sent_per_agent_min == 0.007 and summary.mb_sent_per_agent_max == 0.009
+    assert summary.bytes_sent_per_step == 800.0 and summary.epochs_completed == 0  # over the 10 steps it took, not an epoch

@@ -17,10 +17,14 @@ AGENT_COLUMNS = ("train_loss", "test_loss", "test_accuracy", "bytes_sent", "dens
 
 def run_summary(status: str, algorithm: str, world_size: int, history: Sequence[Mapping[str, Any]], start_epoch: int,
                 steps_per_epoch: int, table: torch.Tensor | None, bytes_by_round: Mapping[str, int], seconds: float,
-                run_dir: Path) -> RunSummary:
-    """How the run ended: the last epoch's figures, bytes per round and step, compression, time, each agent."""
+                run_dir: Path, steps_done: int | None = None) -> RunSummary:
+    """How the run ended: the last epoch's figures, bytes per round and step, compression, time, each agent.
+
+    `steps_done`: the steps the table's bytes cover when it was gathered mid-epoch (a divergence); by default
+    every step of the epochs completed.
+    """
     last = EpochRecord.from_dict(history[-1]) if history else EpochRecord(epoch=start_epoch, lr=0.0, train_loss=math.nan)
-    steps_done = max(last.epoch * steps_per_epoch, 1)
+    steps_done = max(steps_done if steps_done is not None else last.epoch * steps_per_epoch, 1)
     resumed_rows = sum(1 for record in history if record["epoch"] <= start_epoch)  # epochs an earlier run trained
     sent, dense = (float(table[:, 3].sum()), float(table[:, 4].sum())) if table is not None else (0.0, 0.0)
     return RunSummary(
@@ -36,9 +40,10 @@ def run_summary(status: str, algorithm: str, world_size: int, history: Sequence[
         final_train_loss=last.train_loss if history else None,
         consensus_distance=last.consensus_distance,
         parameter_divergence=last.parameter_divergence,
-        mb_sent_per_agent=last.mb_sent_per_agent,
-        mb_sent_per_agent_min=last.mb_sent_per_agent_min,
-        mb_sent_per_agent_max=last.mb_sent_per_agent_max,
+        # From the agents' last table: after a divergence it holds what was sent up to the step that stopped the run.
+        mb_sent_per_agent=float(table[:, 3].mean()) / 1e6 if table is not None else last.mb_sent_per_agent,
+        mb_sent_per_agent_min=float(table[:, 3].min()) / 1e6 if table is not None else last.mb_sent_per_agent_min,
+        mb_sent_per_agent_max=float(table[:, 3].max()) / 1e6 if table is not None else last.mb_sent_per_agent_max,
         bytes_sent_by_round=dict(bytes_by_round),
         bytes_sent_per_step=float(table[:, 3].mean()) / steps_done if table is not None else None,
         compression_factor=_compression_factor(sent, dense),

@@ -122,8 +122,9 @@ class Trainer:
         for epoch in range(self.start_epoch, epochs):
             try:
                 self._train_epoch(epoch, epochs)
-            except Diverged as reason:
+            except Diverged as reason:  # raised by every agent after the same all-reduce: a collective is safe here
                 self.reporter.print(f"diverged in epoch {epoch + 1}: {reason}")
+                self._gather_agent_table(math.nan, math.nan, math.nan)  # what was sent until now, for summary.json
                 status = "diverged"
                 break
             except lifecycle.Interrupted:
@@ -193,9 +194,7 @@ class Trainer:
         average, distance, divergence = metrics.consensus(self.model.params, self.world_size)
         self.average_buffers = average_buffers(self.model.buffers, self.world_size)
         own_loss, own_accuracy = metrics.evaluate(self.model.module, self.test_x, self.test_y, self.loss, self.classification)
-        own = [train_loss, own_loss, own_accuracy, self.exchange.total_bytes_sent(), self.algorithm.dense_bytes_sent,
-               self.compute_seconds, self.exchange.total_seconds()]
-        table = self.agent_table = metrics.gather_rows(own, self.rank, self.world_size, self.device)
+        table = self._gather_agent_table(train_loss, own_loss, own_accuracy)
         mb_sent = table[:, 3] / 1e6
         record = EpochRecord(
             epoch=epoch + 1,
@@ -220,6 +219,13 @@ class Trainer:
             record.extra.update(train_accuracy_scores(self.model, average, self.average_buffers, self.agent_data.shard_eval_set(),
                                                       self.rank, self.world_size, self.loss))
         return record
+
+    def _gather_agent_table(self, train_loss: float, test_loss: float, test_accuracy: float) -> torch.Tensor:
+        """Every agent's row of AGENT_COLUMNS (cgatrain/train/summary.py), known to every agent."""
+        own = [train_loss, test_loss, test_accuracy, self.exchange.total_bytes_sent(), self.algorithm.dense_bytes_sent,
+               self.compute_seconds, self.exchange.total_seconds()]
+        self.agent_table = metrics.gather_rows(own, self.rank, self.world_size, self.device)
+        return self.agent_table
 
     def _algorithm_metrics(self) -> dict[str, float]:
         """The algorithm's own epoch metrics, averaged over agents."""
@@ -270,7 +276,8 @@ class Trainer:
     def _finish(self, status: str, seconds: float) -> None:
         rounds = {name: stats.bytes_sent for name, stats in self.exchange.stats.items() if not name.startswith("_")}
         summary = run_summary(status, self.cfg["algorithm"]["name"], self.world_size, self.history, self.start_epoch,
-                              self.steps, self.agent_table, rounds, seconds, self.run_dir)
+                              self.steps, self.agent_table, rounds, seconds, self.run_dir,
+                              self.lifecycle.steps if status == "diverged" else None)
         if status == "interrupted":
             summary.extra.update(lifecycle.interrupted_fields(self.lifecycle.agreed, self.run_dir))
         self.reporter.finish(summary)
