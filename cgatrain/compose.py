@@ -77,7 +77,10 @@ def hydra_version_base() -> dict[str, str]:
 def compose_config(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     """The config `cgatrain OVERRIDES...` would run with, composed without starting anything."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     register_resolvers()
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra job: its own config loader and search path
+        return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
     with initialize_config_dir(config_dir=config_dir(), **hydra_version_base()):
         return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)

@@ -104,6 +104,24 @@ def _differences(key: str, before: Any, given: Any) -> list[str]:
     return [] if before == given else [f"{key} (saved {_show(before)}, given {_show(given)})"]
 
 
+def _preset_changes(cfg: Mapping[str, Any], saved: Mapping[str, Any], overrides: list[str], preset: str) -> list[str]:
+    """What a preset (experiment=...) would change in the saved run: of the keys the preset sets (the config
+    composed with it against the config composed without it), those whose saved value differs."""
+    from cgatrain.compose import compose_config, config_groups
+
+    without = OmegaConf.to_container(compose_config([o for o in overrides if override_key(o) != preset]), resolve=True)
+    changes, whole = [], config_groups()
+    for key in dict.fromkeys([*without, *cfg]):  # type: ignore[list-item]
+        set_here = _differences(key, without.get(key, _ABSENT), cfg.get(key, _ABSENT))  # type: ignore[union-attr]
+        if not set_here or key in ("resume", "resume_override"):
+            continue
+        # A chosen option (a config group's section) counts as a whole; elsewhere only the leaves the preset sets.
+        leaves = [key] if key in whole else [change.split(" ", 1)[0] for change in set_here]
+        for leaf in leaves:
+            changes += [c for c in _differences(leaf, _get(saved, leaf), _get(cfg, leaf)) if not is_harmless(c.split(" ", 1)[0])]
+    return changes
+
+
 def saved_run_dir(path: str | os.PathLike[str]) -> Path | None:
     """The run directory (holding config.yaml) of a resume path: the run, its checkpoints/ or an epoch folder."""
     candidate = Path(path).expanduser().resolve()
@@ -190,12 +208,16 @@ def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[st
     merged = merge_saved(cfg, saved)  # type: ignore[arg-type]
     forced = bool(cfg.get("resume_override", False))
     refused = []
-    for key in dict.fromkeys(override_key(o) for o in overrides):
+    keys = list(dict.fromkeys(override_key(o) for o in overrides))
+    for key in keys:
         given, before = _get(cfg, key), _get(saved, key)  # type: ignore[arg-type]
         if given is _ABSENT and before is _ABSENT and not is_harmless(key):
-            # A group with no section of its own (experiment=...): which keys it set is not recorded anywhere.
-            raise ValueError(f"resume={cfg['resume']}: {key}=... cannot be applied to a resumed run, even with resume_override=true; "
-                             f"override the keys it would change instead (`cgatrain --cfg job {key}=...` shows them)")
+            # A preset with no section of its own (experiment=...): it is the run's own when it changes nothing.
+            changes = _preset_changes(cfg, saved, list(overrides), key)  # type: ignore[arg-type]
+            for change in changes if forced else []:
+                _set(merged, change.split(" ", 1)[0], _get(cfg, change.split(" ", 1)[0]))
+            refused += [] if forced else [f"{key} would set {change}" for change in changes]
+            continue
         if is_harmless(key) or forced:
             _set(merged, key, given)
         else:  # a group override (`data=...`) also shows leaves other, harmless overrides set

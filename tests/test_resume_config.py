@@ -79,11 +79,21 @@ def test_a_saved_schedule_topology_is_taken_whole(tmp_path: Path, topology: str)
     assert merged["topology"] == saved["topology"] and merged["train"]["epochs"] == 3
 
 
-@pytest.mark.parametrize("forced", [False, True])
-def test_an_experiment_preset_on_resume_is_refused_not_dropped(saved_run: Path, forced: bool) -> None:
-    overrides = [f"resume={saved_run}", "experiment=sp_top10", f"resume_override={str(forced).lower()}"]
-    with pytest.raises(ValueError, match=r"experiment=\.\.\. cannot be applied to a resumed run, even with resume_override=true"):
+def test_an_experiment_preset_on_resume_is_the_runs_own_or_refused_by_what_it_changes(tmp_path: Path, saved_run: Path) -> None:
+    # The run's own preset again (a continued sweep, a requeue, the reproduction scripts' `-- resume=auto`): it changes nothing.
+    own = tmp_path / "own"
+    (own / "checkpoints").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(composed("experiment=sp_top10", "model=mlp")), own / "config.yaml")
+    overrides = [f"resume={own}", "experiment=sp_top10", "model=mlp", "train.epochs=3"]
+    assert resume.apply_saved_config(composed(*overrides), overrides)["train"]["epochs"] == 3
+    # Another preset: refused by what it would change (it was dropped silently), applied under resume_override=true.
+    overrides = [f"resume={saved_run}", "experiment=sp_top10"]
+    with pytest.raises(ValueError, match=r"experiment would set algorithm \(saved dpmsgd, given sparse_push\)"):
         resume.apply_saved_config(composed(*overrides), overrides)
+    forced = [*overrides, "resume_override=true"]
+    merged = resume.apply_saved_config(composed(*forced), forced)
+    assert merged["algorithm"] == composed(*forced)["algorithm"] and merged["topology"] == composed(*forced)["topology"]
+    assert merged["model"]["name"] == "mlp"  # not set by the preset: the saved run's
 
 
 def test_reading_the_same_samples_another_way_is_harmless_also_beside_a_group_override(tmp_path: Path) -> None:
@@ -250,3 +260,14 @@ def test_wandb_missing_fails_before_any_agent_starts(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "logger.wandb.mode=offline needs the wandb package" in result.stderr, result.stderr[-3000:]
     assert not (tmp_path / "run" / "agents.json").exists()
+
+
+def test_compose_config_works_inside_a_hydra_job() -> None:
+    """A job resuming with its own preset composes again (GlobalHydra is initialized there)."""
+    from hydra import initialize_config_dir
+
+    from cgatrain.compose import compose_config, config_dir, hydra_version_base
+
+    outside = OmegaConf.to_container(compose_config(["experiment=sp_top10"]), resolve=True)
+    with initialize_config_dir(config_dir=config_dir(), **hydra_version_base()):
+        assert OmegaConf.to_container(compose_config(["experiment=sp_top10"]), resolve=True) == outside
