@@ -108,10 +108,22 @@ def _sweep_continuation(sweep_dir: Path) -> str:
     given = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("resume=")]
     if any(value not in ("auto", "null", "") for value in given):
         # Its jobs start from other runs: resume=auto would start the jobs that had not begun from scratch.
-        return (f"to continue: `cgatrain resume=JOB_DIR` for each stopped job under {sweep_dir}, and this command "
+        return (f"to continue: `{shlex.join(_program())} resume=JOB_DIR` for each stopped job under {sweep_dir}, and this command "
                 "again for the jobs that had not started")
-    kept = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir="))]
-    return "to continue the whole sweep: " + shlex.join(["cgatrain", *kept, "resume=auto", f"hydra.sweep.dir={sweep_dir}"])
+    exclude = "hydra.job.config.override_dirname.exclude_keys="
+    kept = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir=", exclude))]
+    added = ["resume=auto", f"hydra.sweep.dir={sweep_dir}"]
+    if any(arg.startswith("hydra.sweep.subdir=") and "override_dirname" in arg for arg in sys.argv[1:]):
+        # Folders named by the overrides: resume=auto must not rename them, or every job starts afresh elsewhere.
+        keys = [key for arg in sys.argv[1:] if arg.startswith(exclude) for key in arg[len(exclude):].strip("[]").split(",") if key]
+        added.append(f"{exclude}[{','.join(dict.fromkeys([*keys, 'resume']))}]")
+    return "to continue the whole sweep: " + shlex.join([*_program(), *kept, *added])
+
+
+def _program() -> list[str]:
+    """`cgatrain`, or the user's own script (`python run.py`) that registers plugins before calling cgatrain."""
+    script = Path(sys.argv[0])
+    return ["cgatrain"] if script.stem in ("cgatrain", "__main__", "entry") else ["python", sys.argv[0]]
 
 
 def _hydra_main() -> None:
