@@ -131,8 +131,13 @@ def _hydra_main() -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from cgatrain.registry import export_plugins, plugin_modules
+
+    plugins = plugin_modules()  # a user's script registered them here; submitit jobs import them again
+
     @hydra.main(config_path=config_dir(), config_name="config", **hydra_version_base())
     def task(cfg: DictConfig) -> None:
+        export_plugins(plugins)
         logging.captureWarnings(True)  # Python warnings reach the console and the run's cgatrain.log
         hydra_cfg = HydraConfig.get()
         # The whole sweep path names the wandb group: a bare time or "main" would collide across sweeps.

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from cgatrain.comm import init_comm, plan_devices, teardown_comm
 from cgatrain.comm.rendezvous import bounded_rendezvous, join_loopback_store, loopback_store, pin_gloo_to_loopback
+from cgatrain.registry import import_exported_plugins
 from cgatrain.supervisor import HANDLED_SIGNALS, AgentFailure, Supervisor
 from cgatrain.train import lifecycle
 
@@ -85,6 +86,7 @@ def _spawned_agent(rank: int, world_size: int, store_port: int, cfg: dict[str, A
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # what came since the fork arrives now
     # tqdm's default lock is a POSIX semaphore: SIGKILLed by a second Ctrl-C, the agent would leak it (a warning).
     tqdm.set_lock(threading.RLock())
+    import_exported_plugins()  # a submitit job's agents: the user's registered algorithms, models...
     timeout_s = float(cfg["comm"].get("timeout_s", 180))
     pin_gloo_to_loopback()
     store = join_loopback_store(store_port, world_size, timeout_s)

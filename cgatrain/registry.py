@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
+import sys
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
 
 T = TypeVar("T")
+PLUGINS_ENV = "CGATRAIN_PLUGINS"  # the plugin modules, for agent processes a job spawns
 
 
 def origin(obj: Any) -> str:
@@ -19,11 +25,14 @@ def origin(obj: Any) -> str:
 class Registry(Generic[T]):
     """Named objects of one ``kind``; ``register(name)`` is a decorator that returns the object unchanged."""
 
+    instances: ClassVar[list[Registry[Any]]] = []  # every registry, for plugin_modules()
+
     def __init__(self, kind: str, error: type[Exception] = ValueError) -> None:
         """An empty registry; ``error`` is the exception class raised for unknown or clashing names."""
         self.kind = kind
         self.error = error
         self._entries: dict[str, T] = {}
+        Registry.instances.append(self)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: make the decorated object selectable as ``{kind}={name}``."""
@@ -68,3 +77,43 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         """How many names are registered."""
         return len(self._entries)
+
+
+def plugin_modules() -> list[tuple[str, str | None]]:
+    """(module, its file) of every registered object defined outside cgatrain: what a job in another
+    process (a submitit job) must import so that the names the command line uses exist there too."""
+    found: dict[str, str | None] = {}
+    for registry in Registry.instances:
+        for obj in registry._entries.values():
+            module = origin(obj).rsplit(".", 1)[0].split(".<locals>")[0]
+            while module and module not in sys.modules:  # origin joins module and qualname with dots
+                module = module.rpartition(".")[0]
+            if module and not module.startswith("cgatrain") and module not in ("__main__", "__mp_main__"):
+                found[module] = getattr(sys.modules[module], "__file__", None)
+    return sorted(found.items())
+
+
+def import_plugins(modules: list[tuple[str, str | None]]) -> None:
+    """Import the plugin modules of `plugin_modules()` (from their folder when it is not on the path)."""
+    for module, path in modules:
+        if module in sys.modules:
+            continue
+        if path is not None:  # the folder that holds the top-level package (or the module itself)
+            root = Path(path).parent
+            for _ in range(module.count(".") + (Path(path).name == "__init__.py")):
+                root = root.parent
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+        importlib.import_module(module)
+
+
+def export_plugins(modules: list[tuple[str, str | None]]) -> None:
+    """Import the plugin modules here and name them in the environment the agents this process spawns inherit."""
+    import_plugins(modules)
+    if modules:
+        os.environ[PLUGINS_ENV] = json.dumps(modules)
+
+
+def import_exported_plugins() -> None:
+    """In an agent: import the plugin modules its job named (none outside a submitit job: the main script did)."""
+    import_plugins([(module, path) for module, path in json.loads(os.environ.get(PLUGINS_ENV, "[]"))])

@@ -185,3 +185,33 @@ def test_a_user_runs_the_example_with_run_py_and_config_dir(tmp_path: Path) -> N
     assert refused.returncode == 2, refused.stderr
     assert "algorithm 'lazy_dpsgd' has no option(s) ['decay']" in refused.stderr
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.multiproc
+@pytest.mark.timeout(240)
+def test_plugins_reach_submitit_jobs_and_their_agents(tmp_path: Path) -> None:
+    """Submitit jobs unpickle cgatrain's task, not the user's script: the plugin modules travel with it."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, str(EXAMPLE / "run.py"), "--config-dir", str(CONF), "-m", "hydra/launcher=submitit_local",
+               "experiment=blobs_line", "seed=0,1", "train.epochs=1", "train.steps_per_epoch=2", "train.progress_bar=false",
+               "comm.timeout_s=60", f"hydra.sweep.dir={sweep}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=220)  # not the example's folder
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"sweep of 2 jobs in {sweep}: 2 completed" in result.stdout
+    assert load_summary(sweep / "1").algorithm == "lazy_dpsgd"
+
+
+def test_plugin_modules_are_found_by_where_they_are_defined(plugins: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgatrain.registry import import_plugins, plugin_modules
+
+    assert plugin_modules() == [("plugins", str(EXAMPLE / "plugins.py"))]  # cgatrain's own modules are not plugins
+    package = tmp_path / "mylab" / "extras"
+    package.mkdir(parents=True)
+    (tmp_path / "mylab" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("MARK = 1\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    import_plugins([("mylab.extras", str(package / "__init__.py"))])  # its root folder joins the path
+    assert sys.modules["mylab.extras"].MARK == 1 and str(tmp_path) in sys.path
+    for name in ("mylab.extras", "mylab"):
+        sys.modules.pop(name)
