@@ -179,10 +179,10 @@ def _resume_problems(cfg: dict[str, Any], run_dir: Path | None, overrides: list[
         return []
     cfg = copy.deepcopy(cfg)
     try:
-        if resume.resolve_auto(cfg, run_dir):
-            return []  # already completed: the job says so and does nothing
-        merged = resume.apply_saved_config(cfg, overrides)
-        validate(merged, on_this_machine=on_this_machine)
+        completed = resume.resolve_auto(cfg, run_dir)
+        merged = resume.apply_saved_config(cfg, overrides)  # refused overrides are refused, also for a finished run
+        if not completed:  # a finished run: the job says so and does nothing
+            validate(merged, on_this_machine=on_this_machine)
     except ConfigError as error:
         return str(error).split("\n  - ")[1:]
     except (ValueError, OSError) as error:

@@ -188,9 +188,13 @@ def resolve_auto(cfg: dict[str, Any], run_dir: Path) -> bool:
     cfg["resume"] = str(run_dir) if has_checkpoint else None
     summary = run_dir / "summary.json"
     try:
-        return has_checkpoint and json.loads(summary.read_text()).get("status") == "completed"
+        record = json.loads(summary.read_text())
     except (OSError, ValueError):
         return False
+    # Completed as far as asked: a raised train.epochs continues it, as resume=PATH does.
+    wanted = cfg.get("train", {}).get("epochs")
+    done = record.get("status") == "completed" and (not isinstance(wanted, int) or int(record.get("epochs_completed", 0)) >= wanted)
+    return has_checkpoint and done
 
 
 def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -148,8 +148,11 @@ def test_resume_auto_uses_the_run_dir_only_when_it_holds_a_checkpoint(tmp_path: 
     assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] == str(tmp_path)
     cfg = {"resume": "/elsewhere/first_run"}  # the job started as a resume of another run
     assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] == str(tmp_path)
-    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed"}))
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "epochs_completed": 3}))
     assert resume.resolve_auto({"resume": "auto"}, tmp_path)  # a finished job of a requeued sweep is skipped
+    assert resume.resolve_auto({"resume": "auto", "train": {"epochs": 3}}, tmp_path)
+    more = {"resume": "auto", "train": {"epochs": 5}}  # a raised train.epochs continues it, as resume=PATH does
+    assert not resume.resolve_auto(more, tmp_path) and more["resume"] == str(tmp_path)
 
 
 def _fake_checkpoints(root: Path, epochs: int = 2, agents: int = 2) -> None:
@@ -198,6 +201,7 @@ def test_resume_end_to_end_refusals_before_spawn_and_fallback(tmp_path: Path) ->
     # Refusals come from the parent, before Hydra writes into any directory, also into the run's own and for sweeps.
     record = (run / "summary.json").read_text()
     assert check_command([f"resume={run}", f"hydra.run.dir={run}", "train.epochs=3", "optim.lr=0.5"]) == 2
+    assert check_command(["resume=auto", f"hydra.run.dir={run}", "optim.lr=0.5"]) == 2  # finished, but not with that
     assert (run / "summary.json").read_text() == record
     sweep = tmp_path / "sweep"
     for job in ("0", "1"):
