@@ -360,3 +360,10 @@ def test_a_resumed_run_takes_its_origins_choice_names(tmp_path: Path) -> None:
     assert (moved.value("algorithm"), moved.value("topology")) == ("cga_authors", "time_varying_example")
     in_place = load_run(run_dir("c", str(tmp_path / "c"), {"algorithm": "cga", "topology": "ring"}, schedule))
     assert (in_place.value("algorithm"), in_place.value("topology")) == ("cga", "schedule")  # all config.yaml can tell
+    # resume_override=true topology=ring: that group is the run's own new choice; a chain keeps the first overrides.
+    switched = run_dir("d", str(tmp_path / "b"), {"algorithm": "cga", "topology": "ring"}, {"graph": "ring"})
+    (original / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["algorithm=cga_authors", "optim.lr=0.05"]))
+    (switched / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"resume={tmp_path / 'b'}", "topology=ring"]))
+    chained = load_run(switched)
+    assert (chained.value("algorithm"), chained.value("topology")) == ("cga_authors", "ring")
+    assert chained.overrides["optim.lr"] == "0.05" and chained.overrides["topology"] == "ring"

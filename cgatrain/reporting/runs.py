@@ -116,9 +116,12 @@ def load_run(path: Path) -> Run:
     config = _flatten(_read_yaml(path / CONFIG_FILE) or {})
     hydra = _read_yaml(path / ".hydra" / "hydra.yaml") or {}
     choices = {k: v for k, v in ((hydra.get("hydra") or {}).get("runtime", {}).get("choices") or {}).items() if not k.startswith("hydra")}
-    origin = _resumed_from(path, config)
-    if origin:  # Hydra recorded the resume command's choices (today's defaults): the run's own are its origin's
-        choices = load_run(origin[0]).choices
+    origin = [load_run(folder) for folder in _resumed_from(path, config)]
+    if origin:  # Hydra recorded the resume command's choices (today's defaults): the run's own are its origin's,
+        # for each group whose section it kept (resume_override may have changed one)
+        own = _saved_choices(choices, config)
+        choices = {group: choice if _section(origin[0].config, group) == _section(config, group) else own.get(group, choice)
+                   for group, choice in origin[0].choices.items()}
     elif config.get("resume"):  # resumed in place: the origin's record was overwritten, config.yaml tells
         choices = _saved_choices(choices, config)
     summary = load_summary(path)
@@ -126,11 +129,10 @@ def load_run(path: Path) -> Run:
         choices = {"algorithm": config["algorithm.name"]}
     elif not choices and summary is not None and summary.algorithm:  # failed before writing config.yaml
         choices = {"algorithm": summary.algorithm}
-    overrides: dict[str, str] = {}
-    for folder in (*origin, path):  # a resumed run keeps the overrides it started with
-        for item in _read_yaml(folder / ".hydra" / "overrides.yaml") or []:
-            key, _, value = str(item).lstrip("+~").partition("=")
-            overrides[key] = value
+    overrides: dict[str, str] = dict(origin[0].overrides) if origin else {}  # a resumed run keeps those it started with
+    for item in _read_yaml(path / ".hydra" / "overrides.yaml") or []:
+        key, _, value = str(item).lstrip("+~").partition("=")
+        overrides[key] = value
     return Run(path, config, choices, overrides, summary, load_metrics(path))
 
 
@@ -140,6 +142,11 @@ def _resumed_from(path: Path, config: Mapping[str, Any]) -> list[Path]:
 
     origin = saved_run_dir(str(config["resume"])) if config.get("resume") else None
     return [origin] if origin is not None and origin != path.resolve() else []
+
+
+def _section(config: Mapping[str, Any], group: str) -> dict[str, Any]:
+    """The flattened keys of one section."""
+    return {key: value for key, value in config.items() if key.startswith(group + ".")}
 
 
 def _saved_choices(choices: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
