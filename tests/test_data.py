@@ -81,6 +81,14 @@ def test_idx_round_trip(tmp_path: Path, suffix: str) -> None:
     assert np.array_equal(read_idx(tmp_path / f"flt{suffix}"), floats)
 
 
+def test_a_gzip_file_cut_short_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "img.gz"
+    write_idx(path, np.zeros((50, 28, 28), dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:40])  # a download cut short
+    with pytest.raises(DataError, match=rf"{path}: cannot be read as gzip .*download it again"):
+        read_idx(path)
+
+
 def test_idx_header_is_big_endian(tmp_path: Path) -> None:
     path = tmp_path / "labels"
     write_idx(path, np.arange(3, dtype=np.uint8))

@@ -23,8 +23,11 @@ _IDX_DTYPES: dict[int, np.dtype] = {
 def _read_bytes(path: Path) -> bytes:
     """Return the file contents, transparently gunzipping ``*.gz`` files."""
     if path.suffix == ".gz":
-        with gzip.open(path, "rb") as handle:
-            return handle.read()
+        try:
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        except (EOFError, OSError) as error:  # a download cut short, or not gzip at all
+            raise DataError(f"{path}: cannot be read as gzip ({error}); download it again") from None
     return path.read_bytes()
 
 
