@@ -108,8 +108,8 @@ def _sweep_continuation(sweep_dir: Path) -> str:
     given = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("resume=")]
     if any(value not in ("auto", "null", "") for value in given):
         # Its jobs start from other runs: resume=auto would start the jobs that had not begun from scratch.
-        return (f"to continue: `{shlex.join(_program())} resume=JOB_DIR` for each stopped job under {sweep_dir}, and this command "
-                "again for the jobs that had not started")
+        return (f"to continue: `{shlex.join(_program())} resume=JOB_DIR` for each stopped job under {sweep_dir}; start a job that "
+                "had not begun alone, with its own resume= value (this whole command again would restart every job from its origin)")
     exclude = "hydra.job.config.override_dirname.exclude_keys="
     kept = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir=", exclude))]
     added = ["resume=auto", f"hydra.sweep.dir={sweep_dir}"]

@@ -212,6 +212,10 @@ def config_dir_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 def check_command(argv: list[str]) -> int | None:
     """Validate the run or every sweep job of `cgatrain ARGV`; print the problems and return 2, else None."""
     argv, search_path = config_dir_overrides(argv)
+    folders = [entry.removeprefix("file://") for entry in search_path[0].partition("=")[2].strip("[]").split(",")] if search_path else []
+    if missing := [folder for folder in folders if not Path(folder).is_dir()]:
+        print(f"error: --config-dir {', '.join(missing)}: no such folder", file=sys.stderr)
+        return 2
     if search_path and any(arg.startswith("hydra.searchpath=") for arg in argv):
         return None  # both: Hydra merges them; the job checks itself
     flags = [arg for arg in argv if arg.startswith("-")]

@@ -251,5 +251,6 @@ def test_ctrl_c_while_a_sweeps_jobs_run_elsewhere_offers_the_continuing_command(
     # A sweep over other runs' checkpoints: resume=auto would start its unstarted jobs from scratch, so no such command.
     assert cli._sweep_continuation(tmp_path / "sw").startswith("to continue the whole sweep: ")
     monkeypatch.setattr(sys, "argv", [*argv, "resume=/runs/a,/runs/b"])
-    assert cli._sweep_continuation(tmp_path / "sw") == (f"to continue: `cgatrain resume=JOB_DIR` for each stopped job under {tmp_path / 'sw'}, "
-                                                        "and this command again for the jobs that had not started")
+    assert cli._sweep_continuation(tmp_path / "sw") == (
+        f"to continue: `cgatrain resume=JOB_DIR` for each stopped job under {tmp_path / 'sw'}; start a job that had not begun alone, "
+        "with its own resume= value (this whole command again would restart every job from its origin)")

@@ -103,3 +103,5 @@ def test_config_dir_adds_the_users_config_files_and_keeps_the_check(tmp_path, ca
     assert "unknown config key train.epoch (did you mean train.epochs?)" in err and "optim.lr must be >= 0" in err
     assert check_command(["-cd", str(tmp_path), "-m", "topology=tri,nosuch"]) == 2
     assert "job 1 (topology=nosuch)" in capsys.readouterr().err
+    assert check_command(["--config-dir", str(tmp_path / "nosuch"), "topology=ring"]) == 2
+    assert f"error: --config-dir {tmp_path / 'nosuch'}: no such folder" in capsys.readouterr().err

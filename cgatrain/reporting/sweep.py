@@ -105,7 +105,7 @@ def _percent(value: float | None) -> str:
 
 
 def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    return "-" if value is None else f"{value:.4f}" if abs(value) < 1e5 else f"{value:.3e}"  # keeps the columns
 
 
 def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | None) -> list[Job]:
@@ -134,7 +134,7 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
                   "(its cgatrain.log, and under submitit the sweep's .submitit/ logs, say more)", file=sys.stderr)
         elif job.failed:
             error = " ".join(line.strip() for line in (job.refusal or job.summary.error or "see its cgatrain.log").splitlines())
-            print(f"job {job.number} failed: {error[:300]}", file=sys.stderr)
+            print(f"job {job.number} failed: {error if len(error) <= 300 else error[:299] + '…'}", file=sys.stderr)
     return jobs
 
 
