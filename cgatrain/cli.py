@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import shlex
 import sys
 import time
 import warnings
@@ -95,35 +94,14 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
             from hydra.core.hydra_config import HydraConfig
 
             sweep_dir = Path(str(HydraConfig.get().sweep.dir)) if HydraConfig.initialized() else run_dir.parent
-            print(_sweep_continuation(sweep_dir), file=sys.stderr, flush=True)
+            from cgatrain.reporting.sweep import continuation
+
+            print(continuation(sweep_dir, sys.argv), file=sys.stderr, flush=True)
         raise SystemExit(code)
     from cgatrain.reporting.status_line import print_status
 
     print_status(run_dir)
     return True
-
-
-def _sweep_continuation(sweep_dir: Path) -> str:
-    """How to go on: this command again resuming each job in place (finished jobs are skipped, stopped ones resume)."""
-    given = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("resume=")]
-    if any(value not in ("auto", "null", "") for value in given):
-        # Its jobs start from other runs: resume=auto would start the jobs that had not begun from scratch.
-        return (f"to continue: `{shlex.join(_program())} resume=JOB_DIR` for each stopped job under {sweep_dir}; start a job that "
-                "had not begun alone, with its own resume= value (this whole command again would restart every job from its origin)")
-    exclude = "hydra.job.config.override_dirname.exclude_keys="
-    kept = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir=", exclude))]
-    added = ["resume=auto", f"hydra.sweep.dir={sweep_dir}"]
-    if any(arg.startswith("hydra.sweep.subdir=") and "override_dirname" in arg for arg in sys.argv[1:]):
-        # Folders named by the overrides: resume=auto must not rename them, or every job starts afresh elsewhere.
-        keys = [key for arg in sys.argv[1:] if arg.startswith(exclude) for key in arg[len(exclude):].strip("[]").split(",") if key]
-        added.append(f"{exclude}[{','.join(dict.fromkeys([*keys, 'resume']))}]")
-    return "to continue the whole sweep: " + shlex.join([*_program(), *kept, *added])
-
-
-def _program() -> list[str]:
-    """`cgatrain`, or the user's own script (`python run.py`) that registers plugins before calling cgatrain."""
-    script = Path(sys.argv[0])
-    return ["cgatrain"] if script.stem in ("cgatrain", "__main__", "entry") else ["python", sys.argv[0]]
 
 
 def _hydra_main() -> None:
@@ -274,7 +252,7 @@ def main() -> None:
         sweep = sys.modules.get("cgatrain.reporting.sweep")
         started = getattr(sweep, "STARTED_SWEEP_DIRS", [])
         if started:  # the jobs stopped with their checkpoints (each says so in its log)
-            print(f"sweep interrupted; {_sweep_continuation(started[-1])}", file=sys.stderr)
+            print(f"sweep interrupted; {sweep.continuation(started[-1], sys.argv)}", file=sys.stderr)
         else:
             print("interrupted before the run started", file=sys.stderr)
         sys.exit(130)

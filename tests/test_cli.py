@@ -242,15 +242,15 @@ def test_ctrl_c_while_a_sweeps_jobs_run_elsewhere_offers_the_continuing_command(
     # Folders named by the overrides keep their names: resume=auto is left out of them.
     subdir = ["hydra.sweep.subdir=${hydra.job.override_dirname}"]
     monkeypatch.setattr(sys, "argv", [*argv, *subdir])
-    assert cli._sweep_continuation(tmp_path / "sw").endswith(f"hydra.sweep.dir={tmp_path / 'sw'} 'hydra.job.config.override_dirname.exclude_keys=[resume]'")
+    assert sweep.continuation(tmp_path / "sw", sys.argv).endswith(f"hydra.sweep.dir={tmp_path / 'sw'} 'hydra.job.config.override_dirname.exclude_keys=[resume]'")
     monkeypatch.setattr(sys, "argv", [*argv, *subdir, "hydra.job.config.override_dirname.exclude_keys=[seed]"])
-    assert cli._sweep_continuation(tmp_path / "sw").endswith("'hydra.job.config.override_dirname.exclude_keys=[seed,resume]'")
+    assert sweep.continuation(tmp_path / "sw", sys.argv).endswith("'hydra.job.config.override_dirname.exclude_keys=[seed,resume]'")
     monkeypatch.setattr(sys, "argv", ["/home/me/project/run.py", *argv[1:]])  # a user's script that registers plugins
-    assert cli._sweep_continuation(tmp_path / "sw").startswith("to continue the whole sweep: python /home/me/project/run.py -m ")
+    assert sweep.continuation(tmp_path / "sw", sys.argv).startswith("to continue the whole sweep: python /home/me/project/run.py -m ")
     monkeypatch.setattr(sys, "argv", argv)
     # A sweep over other runs' checkpoints: resume=auto would start its unstarted jobs from scratch, so no such command.
-    assert cli._sweep_continuation(tmp_path / "sw").startswith("to continue the whole sweep: ")
+    assert sweep.continuation(tmp_path / "sw", sys.argv).startswith("to continue the whole sweep: ")
     monkeypatch.setattr(sys, "argv", [*argv, "resume=/runs/a,/runs/b"])
-    assert cli._sweep_continuation(tmp_path / "sw") == (
+    assert sweep.continuation(tmp_path / "sw", sys.argv) == (
         f"to continue: `cgatrain resume=JOB_DIR` for each stopped job under {tmp_path / 'sw'}; start a job that had not begun alone, "
         "with its own resume= value (this whole command again would restart every job from its origin)")

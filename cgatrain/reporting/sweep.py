@@ -7,6 +7,7 @@ files are the only record read, so every launcher's sweep ends with the same tab
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,3 +152,26 @@ class SweepSummary(Callback):
         basic = "BasicSweeper" in str(hydra.get("sweeper", {}).get("_target_", "BasicSweeper"))
         summarize_sweep(Path(str(config.hydra.sweep.dir)), str(hydra["sweep"].get("subdir", JOB_NUMBER_SUBDIR)),
                         [str(item) for item in hydra["overrides"]["task"]] if basic else None)
+
+
+def continuation(sweep_dir: Path, argv: Sequence[str]) -> str:
+    """How to go on after `argv` stopped: the command again, resuming each job in place (finished jobs are
+    skipped, stopped ones resume)."""
+    args = list(argv[1:])
+    if any(arg.split("=", 1)[1] not in ("auto", "null", "") for arg in args if arg.startswith("resume=")):
+        # Its jobs start from other runs: resume=auto would start the jobs that had not begun from scratch.
+        return (f"to continue: `{shlex.join(program(argv[0]))} resume=JOB_DIR` for each stopped job under {sweep_dir}; start a job "
+                "that had not begun alone, with its own resume= value (this whole command again would restart every job from its origin)")
+    exclude = "hydra.job.config.override_dirname.exclude_keys="
+    kept = [arg for arg in args if not arg.startswith(("resume=", "hydra.sweep.dir=", exclude))]
+    added = ["resume=auto", f"hydra.sweep.dir={sweep_dir}"]
+    if any(arg.startswith("hydra.sweep.subdir=") and "override_dirname" in arg for arg in args):
+        # Folders named by the overrides: resume=auto must not rename them, or every job starts afresh elsewhere.
+        keys = [key for arg in args if arg.startswith(exclude) for key in arg[len(exclude):].strip("[]").split(",") if key]
+        added.append(f"{exclude}[{','.join(dict.fromkeys([*keys, 'resume']))}]")
+    return "to continue the whole sweep: " + shlex.join([*program(argv[0]), *kept, *added])
+
+
+def program(argv0: str) -> list[str]:
+    """`cgatrain`, or the user's own script (`python run.py`) that registers plugins before calling cgatrain."""
+    return ["cgatrain"] if Path(argv0).stem in ("cgatrain", "__main__", "entry") else ["python", argv0]
