@@ -2,7 +2,8 @@
 
 Hydra calls `SweepSummary.on_multirun_end` in the command's own process once every job has returned,
 also when submitit ran the jobs as processes or Slurm jobs of their own; the jobs' `summary.json`
-files are the only record read, so every launcher's sweep ends with the same table and exit status.
+files are the only record read, so every launcher's sweep that runs to its end gives the same table
+and exit status. A stopped sweep gets instead the command that continues it (`continuation`).
 """
 
 from __future__ import annotations
