@@ -248,6 +248,11 @@ def main() -> None:
         if refused is not None:
             sys.exit(refused)
         _hydra_main()
+    except SystemExit as stop:
+        sweep = sys.modules.get("cgatrain.reporting.sweep")
+        if stop.code == 1 and sweep is not None:  # Hydra reported a launcher error (a killed submitit job)
+            sweep.summarize_unfinished()
+        raise
     except KeyboardInterrupt:  # Ctrl-C before any agent started, or while submitit jobs ran
         sweep = sys.modules.get("cgatrain.reporting.sweep")
         started = getattr(sweep, "STARTED_SWEEP_DIRS", [])

@@ -227,7 +227,8 @@ def test_ctrl_c_while_a_sweeps_jobs_run_elsewhere_offers_the_continuing_command(
     from cgatrain.reporting import sweep
 
     def sweep_then_ctrl_c() -> None:
-        sweep.SweepSummary().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sw")}}}))
+        sweep.SweepSummary().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sw"), "subdir": "${hydra.job.num}"},
+                                                                           "overrides": {"task": argv[2:]}}}))
         raise KeyboardInterrupt
 
     argv = ["cgatrain", "-m", "hydra/launcher=submitit_local", "algorithm=dpmsgd,cga", "train.epochs=2"]
@@ -254,3 +255,31 @@ def test_ctrl_c_while_a_sweeps_jobs_run_elsewhere_offers_the_continuing_command(
     assert sweep.continuation(tmp_path / "sw", sys.argv) == (
         f"to continue: `cgatrain resume=JOB_DIR` for each stopped job under {tmp_path / 'sw'}; start a job that had not begun alone, "
         "with its own resume= value (this whole command again would restart every job from its origin)")
+
+
+def test_a_launcher_error_mid_sweep_still_shows_the_jobs_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A killed submitit job makes Hydra's launcher fail (traceback, exit 1): the jobs' folders are still tabled."""
+    from cgatrain import cli
+    from cgatrain.reporting import sweep
+    from cgatrain.reporting.schema import RunSummary, write_summary
+
+    sweep_dir = tmp_path / "sw"
+    (sweep_dir / "1" / ".hydra").mkdir(parents=True)
+    (sweep_dir / "1" / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    write_summary(sweep_dir / "1", RunSummary(status="completed", epochs_completed=1))
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir), "subdir": "${hydra.job.num}"},
+                                         "overrides": {"task": ["seed=0,1"]}}})
+
+    def launcher_fails() -> None:
+        sweep.SweepSummary().on_multirun_start(config)
+        raise SystemExit(1)  # what Hydra's run_and_report does after printing the launcher's error
+
+    monkeypatch.setattr(sys, "argv", ["cgatrain", "-m", "seed=0,1", "train.epochs=1"])
+    monkeypatch.setattr(cli, "_hydra_main", launcher_fails)
+    monkeypatch.setattr(sweep, "OPEN_SWEEPS", [])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    out = capsys.readouterr().out
+    assert stopped.value.code == 1 and "the sweep's launcher stopped before every job returned" in out
+    assert f"sweep of 2 jobs in {sweep_dir}: 1 no summary, 1 completed" in out and not sweep.OPEN_SWEEPS

@@ -24,6 +24,8 @@ from cgatrain.reporting.schema import RunSummary, load_summary
 FAILED_JOB_DIRS: list[str] = []
 # The sweep directory once Hydra started launching jobs (a Ctrl-C then stops a sweep, not a start-up).
 STARTED_SWEEP_DIRS: list[Path] = []
+# The sweep Hydra started and has not summarized yet: (dir, subdir template, task overrides).
+OPEN_SWEEPS: list[tuple[Path, str, list[str] | None]] = []
 JOB_NUMBER_SUBDIR = "${hydra.job.num}"
 AGENTS_MEAN = "agents' mean"  # column title: the mean of the agents' own test accuracies
 
@@ -110,7 +112,7 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}" if abs(value) < 1e5 else f"{value:.3e}"  # keeps the columns
 
 
-def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | None) -> list[Job]:
+def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | None, note: str = "") -> list[Job]:
     """Print the sweep's table (and its failed jobs on stderr); FAILED_JOB_DIRS becomes their directories.
 
     `task_overrides`: the command's overrides, which number the basic sweeper's jobs; None for other sweepers.
@@ -126,7 +128,7 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
     jobs = find_jobs(sweep_dir, subdir, planned)
     if not jobs:
         return jobs
-    print("\n" + format_jobs(sweep_dir, jobs), flush=True)
+    print("\n" + (note + "\n" if note else "") + format_jobs(sweep_dir, jobs), flush=True)
     FAILED_JOB_DIRS[:] = [str(job.directory) for job in jobs if job.failed]
     for job in jobs:
         if not job.directory.exists():
@@ -140,19 +142,34 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
     return jobs
 
 
+def summarize_unfinished() -> None:
+    """After the launcher stopped with an error (a submitit job killed, out of memory or time): the table of
+    what the jobs' folders record now, for the sweep Hydra had started."""
+    if OPEN_SWEEPS:
+        summarize_sweep(*OPEN_SWEEPS.pop(), note="the sweep's launcher stopped before every job returned (the error "
+                        "above); jobs still running, if any, show as 'no summary':")
+
+
 class SweepSummary(Callback):
     """Hydra callback (configs/config.yaml, hydra.callbacks): the sweep's table once every job has returned."""
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         STARTED_SWEEP_DIRS.append(Path(str(config.hydra.sweep.dir)))
+        OPEN_SWEEPS.append(_sweep_of(config))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        from omegaconf import OmegaConf
+        OPEN_SWEEPS.clear()
+        summarize_sweep(*_sweep_of(config))
 
-        hydra = OmegaConf.to_container(config.hydra, resolve=False)  # the subdir's template, not a job's value
-        basic = "BasicSweeper" in str(hydra.get("sweeper", {}).get("_target_", "BasicSweeper"))
-        summarize_sweep(Path(str(config.hydra.sweep.dir)), str(hydra["sweep"].get("subdir", JOB_NUMBER_SUBDIR)),
-                        [str(item) for item in hydra["overrides"]["task"]] if basic else None)
+
+def _sweep_of(config: Any) -> tuple[Path, str, list[str] | None]:
+    """The sweep dir, its subdir's template (not a job's value) and, for the basic sweeper, the task overrides."""
+    from omegaconf import OmegaConf
+
+    hydra = OmegaConf.to_container(config.hydra, resolve=False)
+    basic = "BasicSweeper" in str(hydra.get("sweeper", {}).get("_target_", "BasicSweeper"))
+    return (Path(str(config.hydra.sweep.dir)), str(hydra["sweep"].get("subdir", JOB_NUMBER_SUBDIR)),
+            [str(item) for item in hydra["overrides"]["task"]] if basic else None)
 
 
 def continuation(sweep_dir: Path, argv: Sequence[str]) -> str:
