@@ -23,7 +23,7 @@ def prepare_resume(cfg: dict[str, Any], run_dir: Path, overrides: list[str], wor
     from cgatrain.config import ConfigError
 
     try:
-        if resume.resolve_auto(cfg, run_dir):
+        if resume.resolve_auto(cfg, run_dir, overrides):
             if not quiet:
                 print(f"{run_dir} already holds a completed run; nothing to resume", flush=True)
             return None

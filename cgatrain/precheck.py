@@ -179,7 +179,7 @@ def _resume_problems(cfg: dict[str, Any], run_dir: Path | None, overrides: list[
         return []
     cfg = copy.deepcopy(cfg)
     try:
-        completed = resume.resolve_auto(cfg, run_dir)
+        completed = resume.resolve_auto(cfg, run_dir, overrides)
         merged = resume.apply_saved_config(cfg, overrides)  # refused overrides are refused, also for a finished run
         if not completed:  # a finished run: the job says so and does nothing
             validate(merged, on_this_machine=on_this_machine)

@@ -93,33 +93,46 @@ def _show(value: Any) -> str:
 
 
 def _differences(key: str, before: Any, given: Any) -> list[str]:
-    """`key (saved X, given Y)` for each leaf that differs; a changed choice (`name`) is one entry."""
+    """`key (saved X, given Y)` for each leaf that differs; a changed choice (`name`) is one entry.
+
+    A `name` only one side has is a label added since (the Sparse-Push figure graphs got names), not a change.
+    """
     if isinstance(before, Mapping) and isinstance(given, Mapping):
-        if before.get("name") != given.get("name"):
-            return [f"{key} (saved {_show(before.get('name', _ABSENT))}, given {_show(given.get('name', _ABSENT))})"]
+        if "name" in before and "name" in given and before["name"] != given["name"]:
+            return [f"{key} (saved {_show(before['name'])}, given {_show(given['name'])})"]
         found: list[str] = []
         for sub in dict.fromkeys([*before, *given]):
-            found += _differences(f"{key}.{sub}", before.get(sub, _ABSENT), given.get(sub, _ABSENT))
+            if sub != "name" or (sub in before and sub in given):
+                found += _differences(f"{key}.{sub}", before.get(sub, _ABSENT), given.get(sub, _ABSENT))
         return found
     return [] if before == given else [f"{key} (saved {_show(before)}, given {_show(given)})"]
 
 
 def _preset_changes(cfg: Mapping[str, Any], saved: Mapping[str, Any], overrides: list[str], preset: str) -> list[str]:
-    """What a preset (experiment=...) would change in the saved run: of the keys the preset sets (the config
-    composed with it against the config composed without it), those whose saved value differs."""
+    """What a preset (experiment=...) would change in the saved run: of the keys the preset sets (the group choices
+    composed with it against them composed without it), those whose saved value differs, except keys another
+    override sets (checked, and blamed, on their own)."""
     from cgatrain.compose import compose_config, config_groups
 
-    without = OmegaConf.to_container(compose_config([o for o in overrides if override_key(o) != preset]), resolve=True)
-    changes, whole = [], config_groups()
-    for key in dict.fromkeys([*without, *cfg]):  # type: ignore[list-item]
-        set_here = _differences(key, without.get(key, _ABSENT), cfg.get(key, _ABSENT))  # type: ignore[union-attr]
+    whole, given = config_groups(), [override_key(o) for o in overrides if override_key(o) != preset]
+    groups = [o for o in overrides if "." not in override_key(o) and override_key(o) != preset and not o.startswith("~")]
+    preset_line = next(o for o in overrides if override_key(o) == preset)
+    without, with_preset = (OmegaConf.to_container(compose_config(lines), resolve=True) for lines in (groups, [*groups, preset_line]))
+    changes = []
+    for key in dict.fromkeys([*without, *with_preset]):  # type: ignore[list-item]
+        set_here = _differences(key, without.get(key, _ABSENT), with_preset.get(key, _ABSENT))  # type: ignore[union-attr]
         if not set_here or key in ("resume", "resume_override"):
             continue
         # A chosen option (a config group's section) counts as a whole; elsewhere only the leaves the preset sets.
-        leaves = [key] if key in whole else [change.split(" ", 1)[0] for change in set_here]
-        for leaf in leaves:
-            changes += [c for c in _differences(leaf, _get(saved, leaf), _get(cfg, leaf)) if not is_harmless(c.split(" ", 1)[0])]
+        for leaf in [key] if key in whole else [change.split(" ", 1)[0] for change in set_here]:
+            changes += [c for c in _differences(leaf, _get(saved, leaf), _get(cfg, leaf)) if not is_harmless(c.split(" ", 1)[0])
+                        and not any(_covers(other, c.split(" ", 1)[0]) for other in given)]
     return changes
+
+
+def _covers(key: str, leaf: str) -> bool:
+    """Whether an override of `key` sets `leaf` (the same key, or a section holding it)."""
+    return leaf == key or leaf.startswith(key + ".")
 
 
 def saved_run_dir(path: str | os.PathLike[str]) -> Path | None:
@@ -176,10 +189,11 @@ def requeued() -> bool:
     return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("SLURM_RESTART_COUNT", "TORCHELASTIC_RESTART_COUNT"))
 
 
-def resolve_auto(cfg: dict[str, Any], run_dir: Path) -> bool:
+def resolve_auto(cfg: dict[str, Any], run_dir: Path, overrides: Iterable[str] = ()) -> bool:
     """Turn `resume=auto` (or any resume in a requeued job) into this run dir when it holds a checkpoint.
 
-    Returns True when the run dir already holds a completed run that auto-resume should not repeat.
+    Returns True when the run dir already holds a completed run that auto-resume should not repeat: one
+    that completed its saved epochs, or the `train.epochs` the overrides raise it to.
     """
     has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
     # A requeued job goes on from its own checkpoint, even if it first started from another run's.
@@ -191,8 +205,9 @@ def resolve_auto(cfg: dict[str, Any], run_dir: Path) -> bool:
         record = json.loads(summary.read_text())
     except (OSError, ValueError):
         return False
-    # Completed as far as asked: a raised train.epochs continues it, as resume=PATH does.
-    wanted = cfg.get("train", {}).get("epochs")
+    # Completed as far as asked: a raised train.epochs continues it, as resume=PATH does (without the override,
+    # cfg holds today's default, not the run's own epochs).
+    wanted = cfg.get("train", {}).get("epochs") if any(override_key(o) == "train.epochs" for o in overrides) else None
     done = record.get("status") == "completed" and (not isinstance(wanted, int) or int(record.get("epochs_completed", 0)) >= wanted)
     return has_checkpoint and done
 
@@ -203,6 +218,8 @@ def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[st
     Raises ValueError naming every override that would change the trajectory, unless
     `resume_override=true`, in which case they are applied on top of the saved config.
     """
+    from cgatrain.compose import config_groups
+
     if not cfg.get("resume"):
         return cfg
     run_dir = saved_run_dir(str(cfg["resume"]))
@@ -218,8 +235,10 @@ def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[st
         if given is _ABSENT and before is _ABSENT and not is_harmless(key):
             # A preset with no section of its own (experiment=...): it is the run's own when it changes nothing.
             changes = _preset_changes(cfg, saved, list(overrides), key)  # type: ignore[arg-type]
-            for change in changes if forced else []:
-                _set(merged, change.split(" ", 1)[0], _get(cfg, change.split(" ", 1)[0]))
+            for change in changes if forced else []:  # a chosen option is applied whole, as a group override is
+                leaf = change.split(" ", 1)[0]
+                target = leaf.split(".")[0] if leaf.split(".")[0] in config_groups() else leaf
+                _set(merged, target, _get(cfg, target))
             refused += [] if forced else [f"{key} would set {change}" for change in changes]
             continue
         if is_harmless(key) or forced:

@@ -150,9 +150,10 @@ def test_resume_auto_uses_the_run_dir_only_when_it_holds_a_checkpoint(tmp_path: 
     assert not resume.resolve_auto(cfg, tmp_path) and cfg["resume"] == str(tmp_path)
     (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "epochs_completed": 3}))
     assert resume.resolve_auto({"resume": "auto"}, tmp_path)  # a finished job of a requeued sweep is skipped
-    assert resume.resolve_auto({"resume": "auto", "train": {"epochs": 3}}, tmp_path)
+    assert resume.resolve_auto({"resume": "auto", "train": {"epochs": 3}}, tmp_path, ["train.epochs=3"])
+    assert resume.resolve_auto({"resume": "auto", "train": {"epochs": 20}}, tmp_path)  # today's default, not asked for
     more = {"resume": "auto", "train": {"epochs": 5}}  # a raised train.epochs continues it, as resume=PATH does
-    assert not resume.resolve_auto(more, tmp_path) and more["resume"] == str(tmp_path)
+    assert not resume.resolve_auto(more, tmp_path, ["train.epochs=5"]) and more["resume"] == str(tmp_path)
 
 
 def _fake_checkpoints(root: Path, epochs: int = 2, agents: int = 2) -> None:
