@@ -32,6 +32,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self.error = error
         self._entries: dict[str, T] = {}
+        self._registered_by: dict[str, str] = {}  # the module whose code registered each name
         Registry.instances.append(self)
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -50,11 +51,13 @@ class Registry(Generic[T]):
         if existing is not None and existing is not obj and existing != obj and origin(existing) != origin(obj):
             raise self.error(f"{self.kind} {name!r} is already registered by {origin(existing)}; cannot register {origin(obj)} under the same name")
         self._entries[name] = obj
+        self._registered_by[name] = _caller_module()
         return obj
 
     def remove(self, name: str) -> None:
         """Forget ``name`` (for tests that register a throw-away entry)."""
         self._entries.pop(name, None)
+        self._registered_by.pop(name, None)
 
     def get(self, name: Any) -> T:
         """The object registered as ``name``; an unknown name lists the known ones."""
@@ -84,13 +87,19 @@ def plugin_modules() -> list[tuple[str, str | None]]:
     process (a submitit job) must import so that the names the command line uses exist there too."""
     found: dict[str, str | None] = {}
     for registry in Registry.instances:
-        for obj in registry._entries.values():
-            module = origin(obj).rsplit(".", 1)[0].split(".<locals>")[0]
-            while module and module not in sys.modules:  # origin joins module and qualname with dots
-                module = module.rpartition(".")[0]
-            if module and not module.startswith("cgatrain") and module not in ("__main__", "__mp_main__"):
+        for module in registry._registered_by.values():
+            if not module.startswith("cgatrain") and module not in ("__main__", "__mp_main__") and module in sys.modules:
                 found[module] = getattr(sys.modules[module], "__file__", None)
     return sorted(found.items())
+
+
+def _caller_module() -> str:
+    """The module whose code registers (also a partial or an imported class): the first frame past cgatrain's
+    register helpers, i.e. outside cgatrain or at a cgatrain module's top level (its built-ins)."""
+    frame = sys._getframe(1)
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("cgatrain") and frame.f_code.co_name != "<module>":
+        frame = frame.f_back
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 
 def import_plugins(modules: list[tuple[str, str | None]]) -> None:

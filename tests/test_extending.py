@@ -215,3 +215,14 @@ def test_plugin_modules_are_found_by_where_they_are_defined(plugins: ModuleType,
     assert sys.modules["mylab.extras"].MARK == 1 and str(tmp_path) in sys.path
     for name in ("mylab.extras", "mylab"):
         sys.modules.pop(name)
+    # What registers counts, not where the object was defined (a partial of functools, a class of torchvision).
+    (tmp_path / "partialplug.py").write_text("import functools\nfrom cgatrain.models import register_model\n"
+                                              "from cgatrain.models.builders import _mlp\n"
+                                              "register_model('partial_mlp')(functools.partial(_mlp))\n")
+    try:
+        import_plugins([("partialplug", str(tmp_path / "partialplug.py"))])
+        assert ("partialplug", str(tmp_path / "partialplug.py")) in plugin_modules()
+        assert not any(module.startswith(("functools", "importlib")) for module, _ in plugin_modules())
+    finally:
+        MODELS.remove("partial_mlp")
+        sys.modules.pop("partialplug", None)
