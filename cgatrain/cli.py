@@ -90,12 +90,12 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
         return False
     if stopped_by:
         code = lifecycle_cli.report_interrupted(run_dir, stopped_by, container)
-        if sweep_group is not None:
+        if sweep_group is not None and not os.environ.get("SUBMITIT_EXECUTOR"):  # a submitit job's argv is submitit's
             from hydra.core.hydra_config import HydraConfig
 
-            sweep_dir = Path(str(HydraConfig.get().sweep.dir)) if HydraConfig.initialized() else run_dir.parent
             from cgatrain.reporting.sweep import continuation
 
+            sweep_dir = Path(str(HydraConfig.get().sweep.dir)) if HydraConfig.initialized() else run_dir.parent
             print(continuation(sweep_dir, sys.argv), file=sys.stderr, flush=True)
         raise SystemExit(code)
     from cgatrain.reporting.status_line import print_status
@@ -250,8 +250,8 @@ def main() -> None:
         _hydra_main()
     except SystemExit as stop:
         sweep = sys.modules.get("cgatrain.reporting.sweep")
-        if stop.code == 1 and sweep is not None:  # Hydra reported a launcher error (a killed submitit job)
-            sweep.summarize_unfinished()
+        if stop.code == 1 and sweep is not None and sweep.summarize_unfinished():  # a launcher error (a killed submitit job)
+            print(sweep.continuation(sweep.STARTED_SWEEP_DIRS[-1], sys.argv), file=sys.stderr)
         raise
     except KeyboardInterrupt:  # Ctrl-C before any agent started, or while submitit jobs ran
         sweep = sys.modules.get("cgatrain.reporting.sweep")

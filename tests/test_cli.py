@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -280,6 +281,12 @@ def test_a_launcher_error_mid_sweep_still_shows_the_jobs_table(tmp_path: Path, m
     monkeypatch.setattr(sweep, "OPEN_SWEEPS", [])
     with pytest.raises(SystemExit) as stopped:
         cli.main()
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert stopped.value.code == 1 and "the sweep's launcher stopped before every job returned" in out
     assert f"sweep of 2 jobs in {sweep_dir}: 1 no summary, 1 completed" in out and not sweep.OPEN_SWEEPS
+    assert f"to continue the whole sweep: cgatrain -m seed=0,1 train.epochs=1 resume=auto hydra.sweep.dir={sweep_dir}" in err
+    # Hydra refusing the sweep itself (no job began): its error alone, no table of jobs that never were.
+    shutil.rmtree(sweep_dir)
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert "sweep of" not in capsys.readouterr().out

@@ -112,20 +112,24 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}" if abs(value) < 1e5 else f"{value:.3e}"  # keeps the columns
 
 
+def _planned(task_overrides: list[str] | None) -> list[list[str]] | None:
+    """Each job's overrides as the basic sweeper numbers them (None for other sweepers, or syntax we cannot expand)."""
+    from cgatrain.precheck import expand_sweep
+
+    if task_overrides is None:
+        return None
+    try:
+        return expand_sweep(task_overrides)
+    except Exception:  # Hydra accepted the syntax as it ran the jobs; find them on disk instead
+        return None
+
+
 def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | None, note: str = "") -> list[Job]:
     """Print the sweep's table (and its failed jobs on stderr); FAILED_JOB_DIRS becomes their directories.
 
     `task_overrides`: the command's overrides, which number the basic sweeper's jobs; None for other sweepers.
     """
-    from cgatrain.precheck import expand_sweep
-
-    planned = None
-    if task_overrides is not None:
-        try:
-            planned = expand_sweep(task_overrides)
-        except Exception:  # Hydra accepted the syntax as it ran the jobs; find them on disk instead
-            planned = None
-    jobs = find_jobs(sweep_dir, subdir, planned)
+    jobs = find_jobs(sweep_dir, subdir, _planned(task_overrides))
     if not jobs:
         return jobs
     print("\n" + (note + "\n" if note else "") + format_jobs(sweep_dir, jobs), flush=True)
@@ -142,12 +146,18 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
     return jobs
 
 
-def summarize_unfinished() -> None:
+def summarize_unfinished() -> bool:
     """After the launcher stopped with an error (a submitit job killed, out of memory or time): the table of
-    what the jobs' folders record now, for the sweep Hydra had started."""
-    if OPEN_SWEEPS:
-        summarize_sweep(*OPEN_SWEEPS.pop(), note="the sweep's launcher stopped before every job returned (the error "
-                        "above); jobs still running, if any, show as 'no summary':")
+    what the jobs' folders record now, for the sweep Hydra had started; False when no job had begun."""
+    if not OPEN_SWEEPS:
+        return False
+    sweep_dir, subdir, task_overrides = OPEN_SWEEPS.pop()
+    planned = _planned(task_overrides)
+    if not any(job.directory.exists() for job in find_jobs(sweep_dir, subdir, planned)):
+        return False  # Hydra refused the sweep itself (its error says why): no job to show
+    summarize_sweep(sweep_dir, subdir, task_overrides, note="the sweep's launcher stopped before every job returned "
+                    "(the error above); jobs still running, if any, show as 'no summary':")
+    return True
 
 
 class SweepSummary(Callback):
