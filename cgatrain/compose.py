@@ -78,9 +78,11 @@ def compose_config(overrides: list[str], return_hydra_config: bool = False) -> D
     """The config `cgatrain OVERRIDES...` would run with, composed without starting anything."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
     register_resolvers()
-    if GlobalHydra.instance().is_initialized():  # inside a Hydra job: its own config loader and search path
+    # Inside a cgatrain job: its own config loader and search path (not another app's Hydra, e.g. in a notebook).
+    if GlobalHydra.instance().is_initialized() and HydraConfig.initialized() and HydraConfig.get().job.name == "cgatrain":
         return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
     with initialize_config_dir(config_dir=config_dir(), **hydra_version_base()):
         return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)

@@ -252,6 +252,8 @@ def test_ctrl_c_while_a_sweeps_jobs_run_elsewhere_offers_the_continuing_command(
     monkeypatch.setattr(sys, "argv", argv)
     # A sweep over other runs' checkpoints: resume=auto would start its unstarted jobs from scratch, so no such command.
     assert sweep.continuation(tmp_path / "sw", sys.argv).startswith("to continue the whole sweep: ")
+    monkeypatch.setattr(sys, "argv", ["run.py", "--config-dir", "conf", *argv[1:], "resume=/runs/a,/runs/b"])
+    assert sweep.continuation(tmp_path / "sw", sys.argv).startswith("to continue: `python run.py --config-dir conf resume=JOB_DIR`")
     monkeypatch.setattr(sys, "argv", [*argv, "resume=/runs/a,/runs/b"])
     assert sweep.continuation(tmp_path / "sw", sys.argv) == (
         f"to continue: `cgatrain resume=JOB_DIR` for each stopped job under {tmp_path / 'sw'}; start a job that had not begun alone, "

@@ -269,10 +269,12 @@ def test_wandb_missing_fails_before_any_agent_starts(tmp_path: Path) -> None:
 
 def test_compose_config_works_inside_a_hydra_job() -> None:
     """A job resuming with its own preset composes again (GlobalHydra is initialized there)."""
-    from hydra import initialize_config_dir
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
 
     from cgatrain.compose import compose_config, config_dir, hydra_version_base
 
     outside = OmegaConf.to_container(compose_config(["experiment=sp_top10"]), resolve=True)
     with initialize_config_dir(config_dir=config_dir(), **hydra_version_base()):
+        HydraConfig.instance().set_config(compose("config", return_hydra_config=True))  # as @hydra.main sets it in a job
         assert OmegaConf.to_container(compose_config(["experiment=sp_top10"]), resolve=True) == outside

@@ -188,7 +188,9 @@ def continuation(sweep_dir: Path, argv: Sequence[str]) -> str:
     args = list(argv[1:])
     if any(arg.split("=", 1)[1] not in ("auto", "null", "") for arg in args if arg.startswith("resume=")):
         # Its jobs start from other runs: resume=auto would start the jobs that had not begun from scratch.
-        return (f"to continue: `{shlex.join(program(argv[0]))} resume=JOB_DIR` for each stopped job under {sweep_dir}; start a job "
+        dirs = [arg for index, arg in enumerate(args) if arg.startswith(("--config-dir", "-cd"))
+                or (index and args[index - 1] in ("--config-dir", "-cd"))]  # the user's config files stay needed
+        return (f"to continue: `{shlex.join([*program(argv[0]), *dirs])} resume=JOB_DIR` for each stopped job under {sweep_dir}; start a job "
                 "that had not begun alone, with its own resume= value (this whole command again would restart every job from its origin)")
     exclude = "hydra.job.config.override_dirname.exclude_keys="
     kept = [arg for arg in args if not arg.startswith(("resume=", "hydra.sweep.dir=", exclude))]
