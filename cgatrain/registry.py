@@ -50,8 +50,9 @@ class Registry(Generic[T]):
         # a reloaded module re-registers a new object defined at the same place: the newer one wins
         if existing is not None and existing is not obj and existing != obj and origin(existing) != origin(obj):
             raise self.error(f"{self.kind} {name!r} is already registered by {origin(existing)}; cannot register {origin(obj)} under the same name")
+        if existing is not obj:  # the same object again (a re-import, a test) keeps who registered it first
+            self._registered_by[name] = _caller_module()
         self._entries[name] = obj
-        self._registered_by[name] = _caller_module()
         return obj
 
     def remove(self, name: str) -> None:
