@@ -90,14 +90,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
         return False
     if stopped_by:
         code = lifecycle_cli.report_interrupted(run_dir, stopped_by, container)
-        if sweep_group is not None and not os.environ.get("SUBMITIT_EXECUTOR"):  # a submitit job's argv is submitit's
-            from hydra.core.hydra_config import HydraConfig
-
-            from cgatrain.reporting.sweep import continuation
-
-            sweep_dir = Path(str(HydraConfig.get().sweep.dir)) if HydraConfig.initialized() else run_dir.parent
-            print(continuation(sweep_dir, sys.argv), file=sys.stderr, flush=True)
-        raise SystemExit(code)
+        raise SystemExit(code)  # a sweep stops with it: main() tables its jobs and prints how to continue
     from cgatrain.reporting.status_line import print_status
 
     print_status(run_dir)
@@ -250,7 +243,9 @@ def main() -> None:
         _hydra_main()
     except SystemExit as stop:
         sweep = sys.modules.get("cgatrain.reporting.sweep")
-        if stop.code == 1 and sweep is not None and sweep.summarize_unfinished():  # a launcher error (a killed submitit job)
+        note = ("the sweep's launcher stopped before every job returned (the error above); jobs still running, if any, show as "
+                "'no summary':" if stop.code == 1 else "the sweep was stopped; its jobs so far:")
+        if stop.code not in (0, 2, None) and sweep is not None and sweep.summarize_unfinished(note):
             print(sweep.continuation(sweep.STARTED_SWEEP_DIRS[-1], sys.argv), file=sys.stderr)
         raise
     except KeyboardInterrupt:  # Ctrl-C before any agent started, or while submitit jobs ran

@@ -134,13 +134,17 @@ def test_sigterm_to_a_sweep_parent_stops_the_sweep(tmp_path: Path) -> None:
     process = start(["-m", *ENDLESS, "optim.lr=0.01,0.02", f"hydra.sweep.dir={sweep}"], tmp_path)
     pids = wait_for_training(process, sweep / "0")
     process.send_signal(signal.SIGTERM)
-    _, stderr, _ = finish(process, timeout=40)
+    stdout, stderr, _ = finish(process, timeout=40)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
     assert_all_gone(pids)
     assert summary(sweep / "0")["status"] == "interrupted"
     assert not (sweep / "1" / "agents.json").exists(), "the sweep went on to its next job"
     # The hint continues the whole sweep in place (README: the same command plus resume=auto and the sweep dir).
-    assert f"to continue the whole sweep: cgatrain -m {' '.join(ENDLESS)} optim.lr=0.01,0.02 resume=auto hydra.sweep.dir={sweep}" in stderr
+    assert stderr.count(f"to continue the whole sweep: cgatrain -m {' '.join(ENDLESS)} optim.lr=0.01,0.02 resume=auto hydra.sweep.dir={sweep}") == 1
+    # ...after the table of its jobs so far.
+    assert f"the sweep was stopped; its jobs so far:\nsweep of 2 jobs in {sweep}: 1 interrupted, 1 no summary" in stdout, stdout[-2000:]
+    never = [line for line in stderr.splitlines() if line.startswith("job 1 (") and line.endswith("has no folder: it never started")]
+    assert len(never) == 1 and "optim.lr=0.02" in never[0], stderr[-2000:]
 
 
 def test_ctrl_c_stops_quietly_with_a_summary(tmp_path: Path) -> None:

@@ -146,17 +146,16 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
     return jobs
 
 
-def summarize_unfinished() -> bool:
-    """After the launcher stopped with an error (a submitit job killed, out of memory or time): the table of
-    what the jobs' folders record now, for the sweep Hydra had started; False when no job had begun."""
+def summarize_unfinished(note: str) -> bool:
+    """After a sweep stopped early (a signal, or a launcher error: a submitit job killed, out of memory or time):
+    the table of what the jobs' folders record now, under `note`; False when no job had begun."""
     if not OPEN_SWEEPS:
         return False
     sweep_dir, subdir, task_overrides = OPEN_SWEEPS.pop()
     planned = _planned(task_overrides)
     if not any(job.directory.exists() for job in find_jobs(sweep_dir, subdir, planned)):
         return False  # Hydra refused the sweep itself (its error says why): no job to show
-    summarize_sweep(sweep_dir, subdir, task_overrides, note="the sweep's launcher stopped before every job returned "
-                    "(the error above); jobs still running, if any, show as 'no summary':")
+    summarize_sweep(sweep_dir, subdir, task_overrides, note=note)
     return True
 
 
