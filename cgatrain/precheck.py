@@ -28,20 +28,21 @@ CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]] | None:
-    """Each job's overrides, as Hydra's basic sweeper numbers them; None when a value is a glob()."""
+    """Each job's overrides, written and numbered as Hydra's basic sweeper writes them (`false` -> `False`,
+    `1e9` -> `1000000000.0`, a repeated key's last value); None when a value is a glob() or not a list."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Glob
 
-    choices: list[list[str]] = []
+    choices: dict[str, list[str]] = {}
     for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
         if not override.is_sweep_override():
-            choices.append([override.input_line])
-        elif isinstance(override.value(), Glob):
-            return None  # the group's options are Hydra's to list
+            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif isinstance(override.value(), Glob) or not override.is_discrete_sweep():
+            return None  # the group's options, or a range Hydra's own message explains
         else:
-            key = override.get_key_element()
-            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
-    return [list(job) for job in itertools.product(*choices)]
+            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+    return [list(job) for job in itertools.product(*choices.values())]
 
 
 def _new_keys(full: Mapping[str, Any], reference: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:

@@ -15,6 +15,10 @@ def test_sweep_jobs_are_numbered_as_hydras_basic_sweeper_numbers_them() -> None:
     jobs = expand_sweep(overrides)
     assert jobs == BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)[0]
     assert jobs is not None and len(jobs) == 8 and jobs[1] == ["agents=2", "+train.extra=x", "seed=1", "optim.lr=0.1"]
+    # Written as Hydra writes each job's .hydra/overrides.yaml: normalized values, a repeated key once.
+    odd = ["train.progress_bar=false", "optim.lr=1e9", "x=1e-3,2e-3", "train.epochs=1", "train.epochs=2"]
+    assert expand_sweep(odd) == BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(odd), None)[0]
+    assert expand_sweep(odd)[0] == ["train.progress_bar=False", "optim.lr=1000000000.0", "x=0.001", "train.epochs=2"]
     assert expand_sweep(["algorithm=glob(d*)"]) is None  # Hydra lists a group's options itself
 
 
