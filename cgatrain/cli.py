@@ -243,16 +243,18 @@ def main() -> None:
         _hydra_main()
     except SystemExit as stop:
         sweep = sys.modules.get("cgatrain.reporting.sweep")
-        note = ("the sweep's launcher stopped before every job returned (the error above); jobs still running, if any, show as "
-                "'no summary':" if stop.code == 1 else "the sweep was stopped; its jobs so far:")
-        if stop.code not in (0, 2, None) and sweep is not None and sweep.summarize_unfinished(note):
-            print(sweep.continuation(sweep.STARTED_SWEEP_DIRS[-1], sys.argv), file=sys.stderr)
+        if stop.code not in (0, 2, None) and sweep is not None:
+            note = ("the sweep's launcher stopped before every job returned (the error above); jobs still running, if any, "
+                    "show as 'no summary':" if stop.code == 1 else "the sweep was stopped; its jobs so far:")
+            stopped = sweep.summarize_unfinished(note)
+            if stopped is not None:
+                print(sweep.continuation(stopped, sys.argv), file=sys.stderr)
         raise
     except KeyboardInterrupt:  # Ctrl-C before any agent started, or while submitit jobs ran
         sweep = sys.modules.get("cgatrain.reporting.sweep")
-        started = getattr(sweep, "STARTED_SWEEP_DIRS", [])
+        started = getattr(sweep, "OPEN_SWEEPS", [])
         if started:  # the jobs stopped with their checkpoints (each says so in its log)
-            print(f"sweep interrupted; {sweep.continuation(started[-1], sys.argv)}", file=sys.stderr)
+            print(f"sweep interrupted; {sweep.continuation(started[-1][0], sys.argv)}", file=sys.stderr)
         else:
             print("interrupted before the run started", file=sys.stderr)
         sys.exit(130)

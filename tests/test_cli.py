@@ -235,7 +235,7 @@ def test_ctrl_c_while_a_sweeps_jobs_run_elsewhere_offers_the_continuing_command(
     argv = ["cgatrain", "-m", "hydra/launcher=submitit_local", "algorithm=dpmsgd,cga", "train.epochs=2"]
     monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.setattr(cli, "_hydra_main", sweep_then_ctrl_c)
-    monkeypatch.setattr(sweep, "STARTED_SWEEP_DIRS", [])
+    monkeypatch.setattr(sweep, "OPEN_SWEEPS", [])
     with pytest.raises(SystemExit) as stopped:
         cli.main()
     assert stopped.value.code == 130

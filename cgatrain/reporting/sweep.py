@@ -22,9 +22,8 @@ from cgatrain.reporting.schema import RunSummary, load_summary
 
 # The directories of the last sweep's failed jobs: the command exits non-zero when there are any.
 FAILED_JOB_DIRS: list[str] = []
-# The sweep directory once Hydra started launching jobs (a Ctrl-C then stops a sweep, not a start-up).
-STARTED_SWEEP_DIRS: list[Path] = []
-# The sweep Hydra started and has not summarized yet: (dir, subdir template, task overrides).
+# The sweep Hydra started and has not summarized yet: (dir, subdir template, task overrides). A Ctrl-C
+# meanwhile stops a sweep, not a start-up.
 OPEN_SWEEPS: list[tuple[Path, str, list[str] | None]] = []
 JOB_NUMBER_SUBDIR = "${hydra.job.num}"
 AGENTS_MEAN = "agents' mean"  # column title: the mean of the agents' own test accuracies
@@ -129,7 +128,11 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
 
     `task_overrides`: the command's overrides, which number the basic sweeper's jobs; None for other sweepers.
     """
-    jobs = find_jobs(sweep_dir, subdir, _planned(task_overrides))
+    return report_jobs(sweep_dir, find_jobs(sweep_dir, subdir, _planned(task_overrides)), note)
+
+
+def report_jobs(sweep_dir: Path, jobs: list[Job], note: str = "") -> list[Job]:
+    """Print the jobs' table under `note`, and each failed job's reason on stderr; FAILED_JOB_DIRS becomes theirs."""
     if not jobs:
         return jobs
     print("\n" + (note + "\n" if note else "") + format_jobs(sweep_dir, jobs), flush=True)
@@ -146,24 +149,23 @@ def summarize_sweep(sweep_dir: Path, subdir: str, task_overrides: list[str] | No
     return jobs
 
 
-def summarize_unfinished(note: str) -> bool:
+def summarize_unfinished(note: str) -> Path | None:
     """After a sweep stopped early (a signal, or a launcher error: a submitit job killed, out of memory or time):
-    the table of what the jobs' folders record now, under `note`; False when no job had begun."""
+    the table of what the jobs' folders record now, under `note`; its sweep dir, None when no job had begun."""
     if not OPEN_SWEEPS:
-        return False
+        return None
     sweep_dir, subdir, task_overrides = OPEN_SWEEPS.pop()
-    planned = _planned(task_overrides)
-    if not any(job.directory.exists() for job in find_jobs(sweep_dir, subdir, planned)):
-        return False  # Hydra refused the sweep itself (its error says why): no job to show
-    summarize_sweep(sweep_dir, subdir, task_overrides, note=note)
-    return True
+    jobs = find_jobs(sweep_dir, subdir, _planned(task_overrides))
+    if not any(job.directory.exists() for job in jobs):
+        return None  # Hydra refused the sweep itself (its error says why): no job to show
+    report_jobs(sweep_dir, jobs, note)
+    return sweep_dir
 
 
 class SweepSummary(Callback):
     """Hydra callback (configs/config.yaml, hydra.callbacks): the sweep's table once every job has returned."""
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        STARTED_SWEEP_DIRS.append(Path(str(config.hydra.sweep.dir)))
         OPEN_SWEEPS.append(_sweep_of(config))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
