@@ -1,4 +1,5 @@
-"""One small name -> object registry for every pluggable kind (models, data sets, partitions)."""
+"""One small name -> object registry for every pluggable kind (algorithms, compressors, models, data sets,
+partitions), and the plugin modules that registered into them, for processes that must import them again."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import importlib
 import json
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -25,7 +27,8 @@ def origin(obj: Any) -> str:
 class Registry(Generic[T]):
     """Named objects of one ``kind``; ``register(name)`` is a decorator that returns the object unchanged."""
 
-    instances: ClassVar[list[Registry[Any]]] = []  # every registry, for plugin_modules()
+    # Every live registry, for plugin_modules(); weak, so a throwaway registry (a test's) does not linger.
+    instances: ClassVar[weakref.WeakSet[Registry[Any]]] = weakref.WeakSet()
 
     def __init__(self, kind: str, error: type[Exception] = ValueError) -> None:
         """An empty registry; ``error`` is the exception class raised for unknown or clashing names."""
@@ -33,7 +36,7 @@ class Registry(Generic[T]):
         self.error = error
         self._entries: dict[str, T] = {}
         self._registered_by: dict[str, str] = {}  # the module whose code registered each name
-        Registry.instances.append(self)
+        Registry.instances.add(self)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: make the decorated object selectable as ``{kind}={name}``."""
