@@ -17,6 +17,7 @@ import torch
 
 from cgatrain.compression.base import Compressor, check_flat, check_payload, register_compressor
 from cgatrain.compression.topk import check_fraction, scatter_dense, sparse_count
+from cgatrain.transfer import to_device
 
 _UINT64 = 1 << 64
 _GOLDEN = 0x9E3779B97F4A7C15  # odd 64-bit constant: multiplying by it spreads nearby seeds far apart
@@ -71,7 +72,7 @@ class RandomKCompressor(Compressor):
         key = (self.step, numel, torch.device(device))
         # One round encodes and decodes many messages with one mask, so keep the last one instead of redrawing.
         if self._cached is None or self._cached[0] != key:
-            self._cached = (key, shared_indices(numel, k, self.seed, self.step).to(device))
+            self._cached = (key, to_device(shared_indices(numel, k, self.seed, self.step), device))
         return self._cached[1]
 
     def compress(self, flat: torch.Tensor) -> list[torch.Tensor]:

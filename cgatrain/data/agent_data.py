@@ -23,6 +23,7 @@ from cgatrain.data.common import DataError, DatasetSplit, int_option
 from cgatrain.data.label_skew import class_counts, format_class_counts
 from cgatrain.data.sampler import AgentSampler
 from cgatrain.data.vision import AUGMENTED, VISION_DATASETS
+from cgatrain.transfer import to_device
 
 IN_MEMORY = ("auto", "true", "false")
 
@@ -97,7 +98,7 @@ class AgentData:
         draws = [self.augmentation.draw(self.seed, self.agent, epoch * steps + start + i, len(b)) for i, b in enumerate(plan)]
         if self.in_memory:
             for batch, (offsets, flips) in zip(plan, draws):
-                rows = torch.from_numpy(np.searchsorted(self.shard, batch)).to(self.device)
+                rows = to_device(np.searchsorted(self.shard, batch), self.device)
                 images = self.augmentation.apply_batch(self.train_x[rows], offsets, flips)
                 yield self._finish(images, self.train_y[rows])
             return

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cgatrain.transfer import to_device
+
 _AUGMENT_STREAM = 0x6175  # keeps augmentation draws apart from the sampler's stream
 
 
@@ -42,9 +44,7 @@ class Augmentation:
         count, channels, height, width = images.shape
         device = images.device
         padded = F.pad(images, (self.padding,) * 4) if self.padding else images
-        top = torch.from_numpy(offsets[:, 0]).to(device)
-        left = torch.from_numpy(offsets[:, 1]).to(device)
-        flip = torch.from_numpy(flips).to(device)
+        top, left, flip = to_device(offsets[:, 0], device), to_device(offsets[:, 1], device), to_device(flips, device)
         rows = top[:, None] + torch.arange(height, device=device)
         columns = torch.arange(width, device=device).expand(count, width)
         columns = left[:, None] + torch.where(flip[:, None], width - 1 - columns, columns)
