@@ -169,3 +169,45 @@ def test_cuda_generator_state_round_trips() -> None:
     torch.rand(100, device=device)
     load_rng_state(saved, device)
     torch.testing.assert_close((torch.rand(4, device=device), torch.rand(4)), first, rtol=0, atol=0)
+
+
+def test_a_training_step_on_cuda_never_waits_for_the_gpu() -> None:
+    """Augmented batches, the gradient and loss, a random-k message and the step clock only queue GPU
+    work: torch's sync debug mode raises on anything that would make the host wait for the GPU."""
+    from types import SimpleNamespace
+
+    from cgatrain.compression import build_compressor
+    from cgatrain.data.agent_data import AgentData
+    from cgatrain.data.datasets import load_dataset
+    from cgatrain.train.step_clock import StepClock
+
+    device = torch.device("cuda", 0)
+    cfg = {"name": "fake", "image_shape": [3, 32, 32], "num_classes": 10, "train_size": 512, "test_size": 32, "augment": "crop_flip"}
+    data = AgentData(load_dataset(cfg), torch.arange(256).numpy(), 32, 0, 0, device, cfg)
+    model = FlatModel(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).to(device))
+    objective = LocalObjective(model, nn.CrossEntropyLoss())
+    randomk = build_compressor({"name": "randomk", "fraction": 0.1})
+    stream_timed = SimpleNamespace(wire=SimpleNamespace(stream_timed=True), total_seconds=lambda: 0.0)
+    clock = StepClock(stream_timed)  # type: ignore[arg-type]
+
+    def steps(epoch: int) -> torch.Tensor:
+        window = torch.zeros((), dtype=torch.float64, device=device)
+        for index, (inputs, targets) in enumerate(data.batches(epoch, 4)):
+            clock.start()
+            objective.set_batch(inputs, targets)
+            window = window + objective.self_gradient().double()
+            randomk.set_step(epoch * 4 + index)
+            message = randomk.decompress(randomk.compress(model.params), model.numel, model.params.dtype)
+            model.params.add_(model.grad, alpha=-0.01).add_(message, alpha=1e-3)
+            clock.stop()
+        return window
+
+    steps(0)  # first use: allocations, cuBLAS handles, pinned host blocks
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        window = steps(1)
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    assert float(window) > 0 and clock.seconds > 0

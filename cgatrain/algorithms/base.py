@@ -63,7 +63,8 @@ class Algorithm(ABC):
     (`step` counted from the start of the run, not of the epoch; the same on every agent), then
     `finish`. `step` computes the gradient (`ctx.objective.self_gradient()` fills
     `ctx.model.grad`), posts its rounds on `ctx.exchange` (`post`/`exchange`/`gossip`,
-    `all_reduce_mean`), updates `ctx.model.params` in place and returns the local loss. An agent
+    `all_reduce_mean`), updates `ctx.model.params` in place and returns the local loss (the 0-dim tensor
+    `self_gradient` returns, or a float; the trainer reads it only every `train.log_every` steps). An agent
     and its peers must post matching rounds in the same order, or they deadlock.
 
     State: tensors in `self.state` are saved in checkpoints and restored on resume, except keys
@@ -137,7 +138,7 @@ class Algorithm(ABC):
         return None
 
     @abstractmethod
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor | float:
         """Run one step on the objective's current minibatch; return the local loss."""
 
     def neighbors(self, step: int, epoch: int) -> tuple[list[int], list[int]]:
@@ -145,7 +146,7 @@ class Algorithm(ABC):
         topology, rank = self.ctx.topology, self.ctx.rank
         return topology.in_neighbors(rank, step, epoch), topology.out_neighbors(rank, step, epoch)
 
-    def gradient_while_gossiping(self, step: int, epoch: int) -> tuple[float, dict[int, torch.Tensor]]:
+    def gradient_while_gossiping(self, step: int, epoch: int) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Round "model" posted first, the self-gradient computed while it flies; (loss, received models)."""
         ctx = self.ctx
         in_neighbors, out_neighbors = self.neighbors(step, epoch)

@@ -29,7 +29,7 @@ class Centralized(Algorithm):
         dist.broadcast(self.ctx.model.params, src=0)
         super().setup()
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx = self.ctx
         loss = ctx.objective.self_gradient()
         ctx.exchange.all_reduce_mean("grad_allreduce", ctx.model.grad)

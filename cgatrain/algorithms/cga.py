@@ -64,7 +64,7 @@ class CGA(Algorithm):
     def _reset_counters(self) -> None:
         self.steps_seen, self.steps_changed, self.shift_total = 0, 0, 0.0
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx, params = self.ctx, self.ctx.model.params
         if self.compressor is not None:
             self.compressor.set_step(step)  # shared-seed compressors draw the same mask on both ends

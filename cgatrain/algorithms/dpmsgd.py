@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from cgatrain.algorithms.base import Algorithm, register
 
 
@@ -14,7 +16,7 @@ class DPMSGD(Algorithm):
     mixing = "doubly"
     hyperparameters = {"momentum": 0.9}
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx = self.ctx
         loss, received = self.gradient_while_gossiping(step, epoch)
         mixed = self.mix(received, step, epoch)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import torch
+
 from cgatrain.algorithms.base import Algorithm, register
 
 
@@ -16,7 +18,7 @@ class DPSGD(Algorithm):
     mixing = "doubly"
     hyperparameters: ClassVar[dict[str, Any]] = {}
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx = self.ctx
         loss, received = self.gradient_while_gossiping(step, epoch)
         mixed = self.mix(received, step, epoch)

@@ -89,7 +89,7 @@ class FedAvg(Algorithm):
             self._chosen = (round_index, chosen)
         return self._chosen[1]
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx = self.ctx
         round_index, position = divmod(step, self.round_length)
         if ctx.rank in self.clients(round_index):

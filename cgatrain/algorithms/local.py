@@ -51,7 +51,7 @@ class LocalSGD(Algorithm):
         # Gossip averaging must keep the mean of the models, as D-PSGD's does.
         return "doubly" if merged["average_every"] is not None and merged["average_with"] == "gossip" else "none"
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx = self.ctx
         loss = ctx.objective.self_gradient()
         self.momentum.apply(ctx.model.params, ctx.model.grad, lr)

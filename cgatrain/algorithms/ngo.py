@@ -132,7 +132,7 @@ class NGO(Algorithm):
         initial = float(self.state["initial_lr"])
         return gamma * lr / initial if initial > 0 else gamma
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx, params = self.ctx, self.ctx.model.params
         in_neighbors, out_neighbors = self.neighbors(step, epoch)
         if self.hparams["diff_at"] == "pre":  # eq. 8: send x(t), computing the gradient while it flies

@@ -109,8 +109,9 @@ class LocalObjective:
         """Fix the minibatch that the next gradients are taken on."""
         self.inputs, self.targets = inputs, targets
 
-    def self_gradient(self) -> float:
-        """Loss at the agent's own parameters; leaves its gradient in `flat_model.grad`."""
+    def self_gradient(self) -> torch.Tensor:
+        """Loss at the agent's own parameters (a 0-dim tensor on its device, so nothing waits for a
+        GPU); leaves its gradient in `flat_model.grad`."""
         if self.inputs is None or self.targets is None:
             raise RuntimeError("set_batch must be called before self_gradient")
         model = self.flat_model
@@ -120,18 +121,18 @@ class LocalObjective:
         model.gather_grads()
         if self.weight_decay:
             model.grad.add_(model.params, alpha=self.weight_decay)
-        return float(loss.detach())
+        return loss.detach()
 
     @torch.no_grad()
-    def loss(self) -> float:
-        """Loss at the agent's own parameters on the current minibatch, without a gradient."""
+    def loss(self) -> torch.Tensor:
+        """Loss at the agent's own parameters on the current minibatch, without a gradient (0-dim tensor)."""
         if self.inputs is None or self.targets is None:
             raise RuntimeError("set_batch must be called before loss")
         model = self.flat_model
         # A forward pass in training mode would move BatchNorm's running statistics: keep them as they were.
         buffers, counters = model.buffers.clone(), [counter.clone() for counter in model.counters]
         with torch.no_grad():
-            value = float(self.loss_fn(model.module(self.inputs), self.targets))
+            value = self.loss_fn(model.module(self.inputs), self.targets)
         model.buffers.copy_(buffers)
         for counter, saved in zip(model.counters, counters):
             counter.copy_(saved)

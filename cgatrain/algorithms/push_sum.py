@@ -57,7 +57,7 @@ class SGP(PushSum):
     def build_momentum(self) -> Momentum:
         return Momentum(float(self.hparams["momentum"]), nesterov=bool(self.hparams["nesterov"]), buffer="gradient")
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx = self.ctx
         loss = ctx.objective.self_gradient()
         numerator = self.state["numerator"]
@@ -92,7 +92,7 @@ class SparsePush(PushSum):
         self.compressor = self.build_compressor()
         self.state["error"] = torch.zeros_like(self.ctx.model.params)
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx = self.ctx
         loss = ctx.objective.self_gradient()
         x_hat = self.state["numerator"]
@@ -147,7 +147,7 @@ class SCSP(SparsePush):
         if int(merged["gossip_steps"]) < 0 or (merged["gossip_every"] is not None and int(merged["gossip_every"]) < 1):
             raise ValueError("algorithm.gossip_steps must be >= 0 and algorithm.gossip_every null or >= 1")
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         loss = super().step(lr, step, epoch)
         if self._gossips_after(step + 1):
             self._gossip(step + 1, epoch)

@@ -59,7 +59,7 @@ class SwarmSGD(Algorithm):
         self._epoch = epoch
         return int(self.matchings.partners(step, self.ctx.topology.seed)[self.ctx.rank])
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx, params = self.ctx, self.ctx.model.params
         loss = ctx.objective.self_gradient()
         if float(self.hparams["momentum"]):

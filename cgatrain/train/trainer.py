@@ -26,12 +26,18 @@ from cgatrain.train import lifecycle, metrics, rng
 from cgatrain.train.banner import run_banner, topology_line
 from cgatrain.train.generalization import train_accuracy_scores
 from cgatrain.train.schedule import learning_rate_at
+from cgatrain.train.step_clock import StepClock
 from cgatrain.train.summary import run_summary
 from cgatrain.train.sync_index import SyncIndex
 
 
 class Diverged(Exception):
     """Some agent's loss or parameters became NaN or Inf."""
+
+
+def _loss_value(loss: torch.Tensor | float) -> torch.Tensor | float:
+    """A step's loss to sum in float64, left on its device (reading a GPU tensor waits for the GPU)."""
+    return loss.detach().double() if isinstance(loss, torch.Tensor) else float(loss)
 
 
 class Trainer:
@@ -67,7 +73,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.sync_index = SyncIndex(train_cfg.get("consensus_every"), world_size)
         self.start_epoch = 0
-        self.compute_seconds = 0.0
+        self.clock = StepClock(self.exchange)  # compute seconds of the steps
         self.agent_table: torch.Tensor | None = None  # every agent's numbers after the last epoch (AGENT_COLUMNS)
         self.lifecycle = lifecycle.current()
         self.resume_progress: dict[str, Any] = {}  # where a mid-epoch checkpoint left its epoch
@@ -102,7 +108,7 @@ class Trainer:
         self.algorithm.load_state_dict(state["algorithm"])
         self.exchange.load_state_dict(state["exchange"])
         rng.load_rng_state(state, self.device)
-        self.compute_seconds = float(state.get("compute_seconds", 0.0))
+        self.clock = StepClock(self.exchange, float(state.get("compute_seconds", 0.0)))
         self.start_epoch = epoch
         self.resume_progress = dict(state.get("epoch_progress", {}))
         # The resumed run's rows up to its checkpoint; a line torn by a kill is skipped.
@@ -144,7 +150,8 @@ class Trainer:
         check_every = max(int(self.cfg["train"].get("log_every", 10)), 1)
         self.reporter.start_epoch(epoch, epochs, self.steps)
         progress, self.resume_progress = (self.resume_progress if epoch == self.start_epoch else {}), {}
-        epoch_started, comm_before, compute_before = time.perf_counter(), self.exchange.total_seconds(), self.compute_seconds
+        self.clock.mark()  # rounds since the last step (an epoch's finish) are no step's
+        epoch_started, comm_before, compute_before = time.perf_counter(), self.exchange.total_seconds(), self.clock.seconds
         epoch_started -= progress.get("seconds", 0.0)
         comm_before, compute_before = progress.get("comm_before", comm_before), progress.get("compute_before", compute_before)
         window_loss, window_steps, epoch_loss = 0.0, 0, progress.get("epoch_loss", 0.0)
@@ -154,15 +161,18 @@ class Trainer:
         for index, (inputs, targets) in enumerate(self.agent_data.batches(epoch, self.steps, start=done), start=done):
             step = epoch * self.steps + index
             self.objective.set_batch(inputs, targets)
-            step_started, comm_started = time.perf_counter(), self.exchange.total_seconds()
+            self.clock.start()
             loss = self.algorithm.step(lr_at(step), step, epoch)
             self.buffer_mixer.after_step(step, epoch)
-            self.compute_seconds += time.perf_counter() - step_started - (self.exchange.total_seconds() - comm_started)
+            self.clock.stop()
             self.sync_index.after_step(step + 1, self.model.params)
-            window_loss, window_steps, epoch_loss = window_loss + loss, window_steps + 1, epoch_loss + loss
+            window_loss, window_steps = window_loss + _loss_value(loss), window_steps + 1
             self.lifecycle.steps = step + 1
             if window_steps == check_every or index == self.steps - 1:
-                self.reporter.advance(window_steps, self._check_finite(window_loss, window_steps))
+                window_sum = float(window_loss)  # the host waits for the GPU here, not at every step
+                epoch_loss += window_sum
+                self.reporter.advance(window_steps, self._check_finite(window_sum, window_steps))
+                self.clock.settle()
                 window_loss, window_steps = 0.0, 0
                 if self.lifecycle.agreed and index < self.steps - 1:
                     progress = {"step": index + 1, "epoch_loss": epoch_loss, "seconds": time.perf_counter() - epoch_started, "comm_before": comm_before,
@@ -175,7 +185,7 @@ class Trainer:
         record.extra.update(self._algorithm_metrics())
         record.extra.update(self.sync_index.drain())
         record.comm_seconds_per_step = (self.exchange.total_seconds() - comm_before) / self.steps
-        record.compute_seconds_per_step = (self.compute_seconds - compute_before) / self.steps
+        record.compute_seconds_per_step = (self.clock.seconds - compute_before) / self.steps
         self.history.append(record.to_dict())
         self.reporter.end_epoch(self.history[-1], header=len(self.history) == 1 or epoch == self.start_epoch)
 
@@ -223,7 +233,7 @@ class Trainer:
     def _gather_agent_table(self, train_loss: float, test_loss: float, test_accuracy: float) -> torch.Tensor:
         """Every agent's row of AGENT_COLUMNS (cgatrain/train/summary.py), known to every agent."""
         own = [train_loss, test_loss, test_accuracy, self.exchange.total_bytes_sent(), self.algorithm.dense_bytes_sent,
-               self.compute_seconds, self.exchange.total_seconds()]
+               self.clock.seconds, self.exchange.total_seconds()]
         self.agent_table = metrics.gather_rows(own, self.rank, self.world_size, self.device)
         return self.agent_table
 
@@ -264,7 +274,7 @@ class Trainer:
             "algorithm": {k: v.detach().cpu() for k, v in self.algorithm.state_dict().items()},
             "exchange": self.exchange.state_dict(),
             **rng.rng_state(self.device),  # CPU generator, plus the GPU's on CUDA
-            "compute_seconds": self.compute_seconds,
+            "compute_seconds": self.clock.seconds,
             "epoch_progress": progress or {},
         }
         checkpoint.save_agent(checkpoint.epoch_dir(root, completed_epochs, step), self.rank, state)

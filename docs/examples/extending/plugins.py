@@ -91,7 +91,7 @@ class LazyDPSGD(Algorithm):
         super().setup()  # builds self.momentum, since `momentum` is a hyperparameter
         self.compressor = self.build_compressor()  # from ctx.compressor (the config), bound to this rank
 
-    def step(self, lr: float, step: int, epoch: int) -> float:
+    def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx = self.ctx
         params = ctx.model.params
         self.compressor.set_step(step)  # a no-op except for codecs whose randomness both ends share
