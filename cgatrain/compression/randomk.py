@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from cgatrain.compression.base import Compressor, check_flat, check_payload, register_compressor
@@ -30,11 +31,11 @@ def mask_seed(seed: int, step: int) -> int:
 
 def shared_indices(numel: int, k: int, seed: int, step: int) -> torch.Tensor:
     """The sorted int64 indices (on the CPU) of the k of `numel` entries kept in round `step`."""
-    # Drawn on a CPU generator on both ends, so a GPU sender and a CPU receiver still agree.
-    generator = torch.Generator().manual_seed(mask_seed(seed, step))
-    chosen = torch.randperm(numel, generator=generator)[:k]
-    # Sorted indices make the gather and scatter sequential in memory.
-    return torch.sort(chosen).values
+    # Drawn on the host on both ends, so a GPU sender and a CPU receiver still agree; numpy draws k of
+    # n without permuting all n (a full randperm took 0.24 s per step for VGG11's 9.2M parameters).
+    chosen = np.random.default_rng(mask_seed(seed, step)).choice(numel, size=k, replace=False, shuffle=False)
+    chosen.sort()  # sorted indices make the gather and scatter sequential in memory
+    return torch.from_numpy(chosen.astype(np.int64, copy=False))
 
 
 @register_compressor
