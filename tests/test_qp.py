@@ -165,3 +165,41 @@ def test_badly_scaled_gradients(self_scale: float, cross_scale: float) -> None:
     np.testing.assert_allclose(projection.dual, u_ref, rtol=1e-6, atol=1e-9 * np.abs(u_ref).max())
     reference = G.T.numpy() @ u_ref + g.numpy()
     np.testing.assert_allclose(projection.direction.numpy(), reference, rtol=0, atol=1e-6 * self_scale)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.5])
+@pytest.mark.parametrize("where", ["self", "cross"])
+def test_non_finite_gradients_are_refused_by_name(margin: float, where: str) -> None:
+    g, G = _random_instance(3, 2, 6)
+    (g if where == "self" else G[1])[2] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        project_gradient(g, G, margin)
+
+
+def test_one_host_copy_of_both_products_equals_two() -> None:
+    """On GPUs G g and G G^T come to the host in one copy (each copy waits for the GPU); same numbers."""
+    from cgatrain.algorithms.qp import _products_on_host
+
+    g, G = _random_instance(4, 3, 50)
+    dot, gram = _products_on_host(g.float(), G.float(), with_gram=True)
+    lazy_dot, no_gram = _products_on_host(g.float(), G.float(), with_gram=False)
+    assert no_gram is None and np.array_equal(dot, lazy_dot) and dot.dtype == np.float64
+    assert np.array_equal(gram, (G.float() @ G.float().T).double().numpy())
+
+
+@pytest.mark.parametrize("bad", ["own", "received"])
+def test_cga_lets_non_finite_gradients_flow_into_the_model(bad: str) -> None:
+    """Every agent's divergence check must see it in the same step, so CGA does not raise mid-round."""
+    from torch import nn
+
+    from cgatrain.algorithms import AgentContext, FlatModel, LocalObjective, get_algorithm
+    from cgatrain.topology import build_topology
+
+    model = FlatModel(nn.Linear(3, 2))
+    context = AgentContext(0, 3, model, LocalObjective(model, nn.CrossEntropyLoss()), build_topology({"graph": "ring"}, 3), None)  # type: ignore[arg-type]
+    cga = get_algorithm("cga")(context, {})
+    cga.setup()
+    own, received = torch.randn(model.numel), torch.randn(2, model.numel)
+    (own if bad == "own" else received[1])[0] = float("inf")
+    assert not torch.isfinite(cga._project(own, received, [1, 2], 0, 0)).all()
+    assert torch.isfinite(cga._project(torch.randn(model.numel), torch.randn(2, model.numel), [1, 2], 0, 0)).all()

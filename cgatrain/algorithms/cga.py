@@ -62,7 +62,8 @@ class CGA(Algorithm):
         self._reset_counters()
 
     def _reset_counters(self) -> None:
-        self.steps_seen, self.steps_changed, self.shift_total = 0, 0, 0.0
+        self.steps_seen, self.steps_changed = 0, 0
+        self.shift_total: torch.Tensor | float = 0.0  # a device tensor once a step has added to it
 
     def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx, params = self.ctx, self.ctx.model.params
@@ -123,10 +124,6 @@ class CGA(Algorithm):
             weights = self.ctx.topology.mixing_matrix(step, epoch)[self.ctx.rank]
             own = own * float(weights[self.ctx.rank])
             received = received * torch.tensor([float(weights[p]) for p in peers], dtype=received.dtype, device=received.device).unsqueeze(1)
-        if not (torch.isfinite(own).all() and torch.isfinite(received).all()):
-            # Let NaN/Inf flow into the model so that every agent's divergence check sees it in
-            # lock step; raising here would leave the neighbours waiting for this agent.
-            return own + received.sum(dim=0)
         margin, ridge = float(self.hparams["dual_margin"]), self.hparams["ridge"]
         try:
             if self.hparams["qp_scope"] == "per_tensor":
@@ -138,11 +135,12 @@ class CGA(Algorithm):
         except ValueError as error:
             if "non-finite" not in str(error):
                 raise
-            # Finite gradients whose Gram matrix overflowed: diverging, so take the NaN path above.
+            # Non-finite gradients, or a Gram matrix that overflowed: let NaN/Inf flow into the model so that
+            # every agent's divergence check sees it in lock step (raising would leave the neighbours waiting).
             return own + received.sum(dim=0) * float("inf")
         self.steps_seen += 1
         self.steps_changed += int(changed)
-        self.shift_total += float((direction - own).norm())
+        self.shift_total = self.shift_total + (direction - own).norm().double()  # on the device: read once an epoch
         return direction
 
     def build_momentum(self) -> Momentum:
@@ -157,7 +155,7 @@ class CGA(Algorithm):
     def epoch_metrics(self) -> dict[str, float]:
         """Share of steps whose projection moved the gradient, and the mean ||g_tilde - g||."""
         seen = max(self.steps_seen, 1)
-        result = {"qp_changed_fraction": self.steps_changed / seen, "qp_shift_norm_mean": self.shift_total / seen}
+        result = {"qp_changed_fraction": self.steps_changed / seen, "qp_shift_norm_mean": float(self.shift_total) / seen}
         self._reset_counters()
         return result
 
@@ -165,7 +163,7 @@ class CGA(Algorithm):
         state = super().state_dict()
         state.update({f"error:{key}": memory.memory for key, memory in self.error_memories.items() if memory.memory is not None})
         # This epoch's QP counters, so a run resumed mid-epoch reports the same epoch metrics.
-        state["_epoch_counters"] = torch.tensor([self.steps_seen, self.steps_changed, self.shift_total], dtype=torch.float64)
+        state["_epoch_counters"] = torch.tensor([self.steps_seen, self.steps_changed, float(self.shift_total)], dtype=torch.float64)
         return state
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:

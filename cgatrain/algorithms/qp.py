@@ -17,6 +17,8 @@ import numpy as np
 import quadprog
 import torch
 
+from cgatrain.transfer import to_device
+
 __all__ = ["Projection", "default_ridge", "project_gradient", "project_per_tensor"]
 
 # How often a ValueError from quadprog (a Gram matrix that is not numerically positive definite) is retried,
@@ -119,11 +121,12 @@ def project_gradient(
     m = cross_grads.shape[0]
     if m == 0:
         return Projection(self_grad.clone(), np.zeros(0), False)  # clone: callers may update the direction in place
-    cross_dot_self = (cross_grads @ self_grad).double().cpu().numpy()
+    cross_dot_self, gram = _products_on_host(self_grad, cross_grads, with_gram=self_grad.is_cuda)
     if margin == 0 and bool(np.all(cross_dot_self >= 0)):
         # u* = 0 satisfies the KKT conditions (gradient G g >= 0 at the bound), so g_tilde = g exactly: skip the solver.
         return Projection(self_grad.clone(), np.zeros(m), False)
-    gram = (cross_grads @ cross_grads.T).double().cpu().numpy()
+    if gram is None:
+        gram = (cross_grads @ cross_grads.T).double().cpu().numpy()
     if not (np.all(np.isfinite(gram)) and np.all(np.isfinite(cross_dot_self))):
         raise ValueError("CGA QP projection got non-finite gradients")
     gram = 0.5 * (gram + gram.T)  # reduced-precision matmuls need not be exactly symmetric
@@ -135,8 +138,18 @@ def project_gradient(
     changed = margin > 0 or bool(np.any(dual > 0))
     if not changed:
         return Projection(self_grad.clone(), dual, False)
-    dual_tensor = torch.from_numpy(dual).to(dtype=self_grad.dtype, device=self_grad.device)
+    dual_tensor = to_device(dual, self_grad.device).to(self_grad.dtype)
     return Projection(torch.addmv(self_grad, cross_grads.T, dual_tensor), dual, True)
+
+
+def _products_on_host(self_grad: torch.Tensor, cross_grads: torch.Tensor, with_gram: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """G g in float64 on the host, and G G^T too when `with_gram` (one GPU-to-host copy instead of two:
+    each waits for the GPU); on CPUs the Gram matrix waits until the solver needs it."""
+    if not with_gram:
+        return (cross_grads @ self_grad).double().cpu().numpy(), None
+    m = cross_grads.shape[0]
+    both = torch.cat([cross_grads @ self_grad, (cross_grads @ cross_grads.T).reshape(-1)]).double().cpu().numpy()
+    return both[:m], both[m:].reshape(m, m)
 
 
 def project_per_tensor(
