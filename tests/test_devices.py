@@ -50,7 +50,17 @@ def test_device_cpu_wins_over_visible_gpus() -> None:
 
 def test_forced_staging_on_cpu_runs_the_staged_path() -> None:
     plan = plan_devices("cpu", "gloo", "always", local_rank=0, local_agents=3, visible=0, node_gpus=0)
-    assert plan.staged and plan.wire == torch.device("cpu") and plan.pin_memory == torch.cuda.is_available()
+    assert plan.staged and plan.wire == torch.device("cpu") and not plan.pin_memory  # pinning would start CUDA in a CPU agent
+    assert plan_devices("cuda", "gloo", "auto", local_rank=1, local_agents=2, visible=2, node_gpus=2).pin_memory
+
+
+def test_a_cpu_agent_never_pins_its_staging_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgatrain.comm.staging import Wire
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a CUDA machine whose agents compute on CPUs
+    wire = Wire(torch.device("cpu"), "gloo", staged=True)
+    assert not wire.pool.pin_memory and not wire.async_copies
+    assert "pinned" not in wire.describe()
 
 
 @pytest.mark.parametrize(

@@ -187,7 +187,7 @@ def test_a_training_step_on_cuda_never_waits_for_the_gpu() -> None:
     model = FlatModel(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).to(device))
     objective = LocalObjective(model, nn.CrossEntropyLoss())
     randomk = build_compressor({"name": "randomk", "fraction": 0.1})
-    stream_timed = SimpleNamespace(wire=SimpleNamespace(stream_timed=True), total_seconds=lambda: 0.0)
+    stream_timed = SimpleNamespace(wire=SimpleNamespace(stream_timed=True), device=device, total_seconds=lambda: 0.0)
     clock = StepClock(stream_timed)  # type: ignore[arg-type]
 
     def steps(epoch: int) -> torch.Tensor:

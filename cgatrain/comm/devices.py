@@ -33,8 +33,9 @@ class DevicePlan:
 
     @property
     def pin_memory(self) -> bool:
-        """Host staging buffers are page-locked only where CUDA can use that (fast async copies)."""
-        return self.staged and self.wire.type == "cpu" and torch.cuda.is_available()
+        """Host staging buffers are page-locked only for a GPU's copies (pinning on a CPU agent would
+        create a CUDA context, hundreds of MB of GPU memory, for nothing)."""
+        return self.staged and self.wire.type == "cpu" and self.compute.type == "cuda"
 
     def describe(self) -> str:
         """One line for the run banner."""

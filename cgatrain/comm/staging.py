@@ -49,9 +49,16 @@ class StagingPool:
 class StreamStall:
     """CUDA events around the point where the compute stream waits for a round (NCCL)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: torch.cuda.Stream) -> None:
+        self.stream = stream  # recorded on the compute stream by name, whatever the current device
         self.ready = torch.cuda.Event(enable_timing=True)
         self.done = torch.cuda.Event(enable_timing=True)
+
+    def start(self) -> None:
+        self.ready.record(self.stream)
+
+    def stop(self) -> None:
+        self.done.record(self.stream)
 
     def seconds(self) -> float:
         """How long the compute stream stalled; blocks until the round has completed on the GPU."""
@@ -69,8 +76,8 @@ class Flight:
     def wait(self) -> None:
         """Complete every request, copying each staged receive to its target as soon as it arrives."""
         if self.wire.stream_timed and self.requests:
-            self.stall = StreamStall()
-            self.stall.ready.record()
+            self.stall = StreamStall(torch.cuda.current_stream(self.wire.compute))
+            self.stall.start()
         # Staged Gloo rounds post their receives first, so request i < len(copy_back) is receive i.
         in_order = not self.wire.coalesced
         for index, request in enumerate(self.requests):
@@ -79,7 +86,7 @@ class Flight:
                 staged, target = self.copy_back[index]
                 target.copy_(staged, non_blocking=self.wire.async_copies)
         if self.stall is not None:
-            self.stall.done.record()
+            self.stall.stop()
         if not in_order:
             for staged, target in self.copy_back:
                 target.copy_(staged)
@@ -96,7 +103,7 @@ class Wire:
         self.device = wire_device if wire_device is not None else (compute if backend == "nccl" else torch.device("cpu"))
         if not staged and self.device != compute and compute.type == "cuda":
             raise ValueError(f"{backend} sends {self.device} tensors but the agent computes on {compute}: the wire must be staged")
-        pin = staged and self.device.type == "cpu" and torch.cuda.is_available()
+        pin = staged and self.device.type == "cpu" and compute.type == "cuda"  # see DevicePlan.pin_memory
         self.pool = StagingPool(self.device, pin)
         # Copies between pinned host memory and a GPU may run asynchronously; they are synchronized below.
         self.async_copies = pin and compute.type == "cuda"
@@ -182,10 +189,10 @@ class Wire:
     def all_reduce(self, tensor: torch.Tensor) -> StreamStall | None:
         """Sum `tensor` over all agents in place, staged like a round; CUDA events around it on NCCL."""
         if self.stream_timed:
-            stall = StreamStall()
-            stall.ready.record()
+            stall = StreamStall(torch.cuda.current_stream(self.compute))
+            stall.start()
             dist.all_reduce(tensor)
-            stall.done.record()
+            stall.stop()
             return stall
         if not self.staged:
             dist.all_reduce(tensor)

@@ -31,7 +31,7 @@ class StepClock:
         """A step begins."""
         if self.on_stream:
             self._event_started = torch.cuda.Event(enable_timing=True)
-            self._event_started.record()
+            self._event_started.record(torch.cuda.current_stream(self.exchange.device))
         else:
             self._host_started, self._comm_at_start = time.perf_counter(), self.exchange.total_seconds()
 
@@ -39,7 +39,7 @@ class StepClock:
         """The step begun by the last `start()` has been queued (on a GPU) or has run (on a CPU)."""
         if self.on_stream:
             ended = torch.cuda.Event(enable_timing=True)
-            ended.record()
+            ended.record(torch.cuda.current_stream(self.exchange.device))
             self._unread.append((self._event_started, ended))
         else:
             self._seconds += time.perf_counter() - self._host_started - (self.exchange.total_seconds() - self._comm_at_start)
