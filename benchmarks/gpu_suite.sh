@@ -8,12 +8,13 @@
 #
 # Run from anywhere; it runs from the repository root with PYTHONPATH=<repo> (no pip install).
 # Parts and their expected time on one H200 with 16 cores (full / --quick):
-#   tests     pytest -m gpu (tests/test_gpu.py, one test in test_vision_data.py)     4-6 min / same
+#   tests     gpu_smoke.py (pinned copies, Gloo on 127.0.0.1, NCCL start: seconds), then
+#             pytest -m gpu (tests/test_gpu.py, one test in test_vision_data.py)     4-6 min / same
 #   exchange  ring of 5 agents sharing GPU 0, staged Gloo; NCCL ring if >= 3 GPUs     1-2 min / < 1 min
 #   step      step time, VGG11 and ResNet-20, 5 agents on GPU 0 (+ NCCL if >= 3 GPUs)  2-4 min / 1-2 min
 #   headline  40 agents, VGG11, CGA vs DPMSGD, without and with MPS                    4-7 min / 3-5 min
 # Each part is capped at 9 minutes (timeouts below), so `--part X` fits a 10-minute call; on one GPU
-# `--part exchange --part step` together are capped at 7.5 minutes.
+# `--part exchange --part step` together are capped at 7.5 minutes, the headline part at 7.5.
 # Output (flat, few files): env.txt, summary.txt, one log per part, one JSON per benchmark run.
 # Without CUDA every part says it is skipped and the script exits 0; it exits 1 if any part failed.
 # --dry-run prints the commands instead of running them; GPU_SUITE_GPUS=N pretends N GPUs (tests).
@@ -45,7 +46,7 @@ cd "$ROOT" || exit 2
 mkdir -p "$OUT" || exit 2
 OUT="$(cd "$OUT" && pwd)"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-PY="${PYTHON:-$(command -v python || command -v python3)}"
+PY="${PYTHON:-$(command -v python3 || command -v python)}"
 SUMMARY="$OUT/summary.txt"
 [ -n "$PY" ] || { echo "gpu_suite: no python or python3 on PATH (or set PYTHON)" >&2; exit 2; }
 command -v timeout >/dev/null || { echo "gpu_suite: needs coreutils timeout" >&2; exit 2; }
@@ -54,7 +55,7 @@ FAILED=0
 note() { echo "$*" | tee -a "$SUMMARY"; }
 
 # run_part NAME SECONDS LOG COMMAND...: run under timeout (the whole process group, so spawned agents
-# die with it), append the output to LOG and "NAME rc=N seconds=S" to the summary.
+# die with it), append the output to LOG and "NAME rc=N seconds=S" to the summary; returns rc.
 run_part() {
   local name="$1" limit="$2" log="$3"; shift 3
   if [ "$DRY" = 1 ]; then note "$name would run (timeout ${limit}s): $*"; return 0; fi
@@ -67,6 +68,7 @@ run_part() {
   note "$name $status seconds=$((SECONDS - started))"
   [ "$rc" = 0 ] || FAILED=1
   tail -n 25 "$log"
+  return "$rc"
 }
 
 write_env() {
@@ -111,7 +113,8 @@ gpu_count() {
 part_tests() {
   # -rsfE: why each test was skipped, plus failures and errors; collection errors in modules that
   # need packages this machine lacks must not stop the gpu tests of the others.
-  run_part tests 500 "$OUT/tests.log" "$PY" -m pytest -m gpu -q -rsfE -p no:cacheprovider --continue-on-collection-errors tests
+  run_part smoke 60 "$OUT/tests.log" "$PY" benchmarks/gpu_smoke.py
+  run_part tests 470 "$OUT/tests.log" "$PY" -m pytest -m gpu -q -rsfE -p no:cacheprovider --continue-on-collection-errors tests
 }
 
 part_exchange() {
@@ -151,7 +154,7 @@ part_step() {
 part_headline() {
   local log="$OUT/headline.log" timing=(--steps 10 --warmup 2)  # 10 steps = one epoch of the paper's setting
   [ "$QUICK" = 1 ] && timing=(--steps 4 --warmup 1)
-  run_part headline_no_mps 250 "$log" "$PY" benchmarks/cga_headline.py "${timing[@]}" --json "$OUT/cga_headline_no_mps.json"
+  run_part headline_no_mps 200 "$log" "$PY" benchmarks/cga_headline.py "${timing[@]}" --json "$OUT/cga_headline_no_mps.json"
   if ! command -v nvidia-cuda-mps-control >/dev/null && [ "$DRY" = 0 ]; then
     note "headline_mps skipped: nvidia-cuda-mps-control not found"; return
   fi
@@ -167,7 +170,12 @@ part_headline() {
     MPS_STARTED=1
     sleep 2
   fi
-  run_part headline_mps 250 "$log" "$PY" benchmarks/cga_headline.py "${timing[@]}" --json "$OUT/cga_headline_mps.json"
+  # A client that cannot reach the daemon hangs rather than fails: try one before 40 agents do.
+  if ! run_part mps_client 40 "$log" "$PY" -c "import torch; torch.ones(1, device='cuda').add_(1); torch.cuda.synchronize(); print('MPS client ok')"; then
+    note "headline_mps skipped: a CUDA process under MPS did not start (see headline.log)"
+    stop_mps; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY; return
+  fi
+  run_part headline_mps 200 "$log" "$PY" benchmarks/cga_headline.py "${timing[@]}" --json "$OUT/cga_headline_mps.json"
   stop_mps
   if [ "$DRY" = 0 ]; then { echo "--- MPS control log (tail)"; tail -n 20 "$mps/log/control.log" 2>/dev/null; } >>"$log"; fi
   unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY

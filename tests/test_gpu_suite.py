@@ -42,14 +42,17 @@ def test_one_gpu_plans_the_shared_gpu_runs_and_skips_nccl(tmp_path: Path) -> Non
     lines = _planned(tmp_path, 1)
     planned = [line for line in lines if " would run " in line]
     assert [line.split()[0] for line in planned] == [
-        "tests", "exchange_staged", "step_vgg11_5_on_1gpu", "step_resnet20_5_on_1gpu", "headline_no_mps", "headline_mps"]
+        "smoke", "tests", "exchange_staged", "step_vgg11_5_on_1gpu", "step_resnet20_5_on_1gpu", "headline_no_mps", "mps_client", "headline_mps"]
     assert any(line.startswith("exchange_nccl skipped: a NCCL ring needs >= 3 GPUs") for line in lines)
     assert any(line.startswith("step_nccl skipped") for line in lines)
-    assert "-m gpu" in planned[0] and "-rsfE" in planned[0] and "-p no:cacheprovider" in planned[0]
+    assert "benchmarks/gpu_smoke.py" in planned[0]
+    assert "-m gpu" in planned[1] and "-rsfE" in planned[1] and "-p no:cacheprovider" in planned[1]
     # Every part fits a 10-minute call: the sum of its timeouts stays at or under 9 minutes.
+    part_of = {"smoke": "tests", "mps": "headline"}
     limits: dict[str, int] = {}
     for line in planned:
         part = line.split()[0].split("_")[0]
+        part = part_of.get(part, part)
         limits[part] = limits.get(part, 0) + int(line.split("(timeout ")[1].split("s)")[0])
     assert max(limits.values()) <= 540, limits
     assert limits["exchange"] + limits["step"] <= 540, "one 10-minute call runs --part exchange --part step"
@@ -73,3 +76,12 @@ def test_planned_benchmark_commands_parse(tmp_path: Path) -> None:
 def test_an_unknown_part_is_refused(tmp_path: Path) -> None:
     done = _suite(str(tmp_path), "--part", "everything")
     assert done.returncode == 2 and "unknown part" in done.stderr
+
+
+def test_the_smoke_check_runs_its_gloo_check_on_cpus_and_refuses_without_cuda() -> None:
+    smoke = [sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py")]
+    done = subprocess.run([*smoke, "--cpu"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0 and "gloo_two_processes" in done.stdout and " ok " in done.stdout, done.stdout + done.stderr
+    if not __import__("torch").cuda.is_available():
+        done = subprocess.run(smoke, capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert done.returncode == 2 and "no CUDA GPU visible" in done.stderr
