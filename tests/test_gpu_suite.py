@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "benchmarks" / "gpu_suite.sh"
@@ -82,6 +83,6 @@ def test_the_smoke_check_runs_its_gloo_check_on_cpus_and_refuses_without_cuda() 
     smoke = [sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py")]
     done = subprocess.run([*smoke, "--cpu"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0 and "gloo_two_processes" in done.stdout and " ok " in done.stdout, done.stdout + done.stderr
-    if not __import__("torch").cuda.is_available():
+    if not torch.cuda.is_available():
         done = subprocess.run(smoke, capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert done.returncode == 2 and "no CUDA GPU visible" in done.stderr
