@@ -88,11 +88,16 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     except AgentFailure as error:
         _record_failure(run_dir, "failed", f"run failed: {error}", container)
         return False
+    from cgatrain.reporting.status_line import print_status
+
+    ended = lifecycle_cli.final_status(run_dir) if stopped_by else None
+    if ended:  # the signal came after the last step (final evaluation, checkpoint): the run's own record stands
+        print_status(run_dir)
+        print(f"{stopped_by} came after the run's last step: it {ended}; stopping here", file=sys.stderr, flush=True)
+        raise SystemExit(lifecycle_cli.lifecycle.exit_code(stopped_by))  # a sweep still stops: main() tables its jobs
     if stopped_by:
         code = lifecycle_cli.report_interrupted(run_dir, stopped_by, container)
         raise SystemExit(code)  # a sweep stops with it: main() tables its jobs and prints how to continue
-    from cgatrain.reporting.status_line import print_status
-
     print_status(run_dir)
     return True
 

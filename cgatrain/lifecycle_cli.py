@@ -60,6 +60,17 @@ def _checkpointed_epochs(run_dir: Path) -> int:
         return 0
 
 
+def final_status(run_dir: Path) -> str | None:
+    """"completed" or "diverged" when the agents wrote that before a stop signal reached them, else None."""
+    from cgatrain.reporting.schema import load_summary
+
+    try:
+        status = load_summary(run_dir).status
+    except (OSError, ValueError):
+        return None
+    return status if status in ("completed", "diverged") else None
+
+
 def _epochs(count: int) -> str:
     return f"{count} complete epoch{'' if count == 1 else 's'}"
 

@@ -202,6 +202,11 @@ def test_requeue_round_trip_ends_where_an_uninterrupted_run_ends(tmp_path: Path)
     latest = json.loads((job / "checkpoints" / "latest.json").read_text())
     assert latest["step"] > 0, latest  # a mid-epoch checkpoint
     assert summary(job)["status"] == "interrupted" and summary(job)["stopped_by"] == "SIGUSR1"
+    # Its bytes are those sent up to the stop, as its per-round counters say (not the last epoch end's).
+    stopped = summary(job)
+    assert stopped["mb_sent_per_agent"] * 1e6 == pytest.approx(sum(stopped["bytes_sent_by_round"].values()))
+    assert stopped["bytes_sent_per_step"] * (latest["epoch"] * 100 + latest["step"]) == pytest.approx(stopped["mb_sent_per_agent"] * 1e6)
+    assert all(agent["test_accuracy"] is None for agent in stopped["per_agent"])  # not measured mid-epoch
 
     # The requeued job: the same command line, SLURM_RESTART_COUNT=1, so it resumes on its own.
     requeued = start([*args, f"hydra.run.dir={job}"], tmp_path, env={**os.environ, "SLURM_RESTART_COUNT": "1"})
@@ -361,3 +366,26 @@ def test_ctrl_c_before_the_agents_are_up_exits_130_without_a_traceback(tmp_path:
     assert "Traceback" not in stderr and "run failed" not in stderr, stderr[-3000:]
     assert_group_gone(process.pid)
     assert not (run_dir / "summary.json").exists() or summary(run_dir)["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("status", ["completed", "diverged"])
+def test_a_stop_signal_after_the_last_step_leaves_the_runs_own_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str], status: str) -> None:
+    """A Ctrl-C during the final evaluation or checkpoint: the agents finished and wrote their summary; it stands."""
+    from cgatrain import cli, launcher
+    from cgatrain.compose import compose_config
+    from cgatrain.reporting.schema import RunSummary, load_summary, write_summary
+
+    def finished_then_signalled(cfg: dict, run_dir: Path) -> str:
+        write_summary(run_dir, RunSummary(status=status, algorithm="cga", run_dir=str(run_dir), epochs_completed=1,
+                                          consensus_test_accuracy=0.5 if status == "completed" else None))
+        return "SIGINT"
+
+    monkeypatch.setattr(launcher, "spawn_agents", finished_then_signalled)
+    with pytest.raises(SystemExit) as stopped:
+        cli.run_job(compose_config(["train.epochs=1"]), tmp_path / "run")
+    assert stopped.value.code == 130  # the command was interrupted (a sweep stops), the run was not
+    summary = load_summary(tmp_path / "run")
+    assert summary.status == status and summary.epochs_completed == 1 and "stopped_by" not in summary.extra
+    err = capsys.readouterr().err
+    assert f"SIGINT came after the run's last step: it {status}; stopping here" in err and "continue with" not in err

@@ -20,7 +20,7 @@ def run_summary(status: str, algorithm: str, world_size: int, history: Sequence[
                 run_dir: Path, steps_done: int | None = None) -> RunSummary:
     """How the run ended: the last epoch's figures, bytes per round and step, compression, time, each agent.
 
-    `steps_done`: the steps the table's bytes cover when it was gathered mid-epoch (a divergence); by default
+    `steps_done`: the steps the table's bytes cover when it was gathered mid-epoch (a divergence, a stop); by default
     every step of the epochs completed.
     """
     last = EpochRecord.from_dict(history[-1]) if history else EpochRecord(epoch=start_epoch, lr=0.0, train_loss=math.nan)

@@ -262,6 +262,9 @@ class Trainer:
             self.reporter.bar = None
         if self.cfg["checkpoint"].get("enabled", True):
             self._save_checkpoint(epoch, progress)
+        # Every agent stops after this step (agreed by all-reduce), so the collective is safe: bytes and seconds up
+        # to here, the epoch's loss so far; no test scores (those are taken at epoch ends).
+        self._gather_agent_table(progress["epoch_loss"] / max(progress["step"], 1), math.nan, math.nan)
         raise lifecycle.Interrupted(self.lifecycle.agreed)
 
     def _save_checkpoint(self, completed_epochs: int, progress: dict[str, float] | None = None) -> None:
@@ -287,7 +290,7 @@ class Trainer:
         rounds = {name: stats.bytes_sent for name, stats in self.exchange.stats.items() if not name.startswith("_")}
         summary = run_summary(status, self.cfg["algorithm"]["name"], self.world_size, self.history, self.start_epoch,
                               self.steps, self.agent_table, rounds, seconds, self.run_dir,
-                              self.lifecycle.steps if status == "diverged" else None)
+                              self.lifecycle.steps if status != "completed" and self.lifecycle.steps else None)
         if status == "interrupted":
             summary.extra.update(lifecycle.interrupted_fields(self.lifecycle.agreed, self.run_dir))
         self.reporter.finish(summary)
