@@ -40,3 +40,23 @@ def test_bad_schedule_options_fail_early() -> None:
     for bad in ({"name": "cosine", "warmup_epochs": -1}, {"name": "cosine", "warmup_start_factor": 2}, {"name": "linear"}):
         with pytest.raises(ValueError, match="optim.schedule"):
             check_schedule(bad)
+
+
+@pytest.mark.parametrize("schedule", [
+    {"name": "exponential", "gamma": 0.5},
+    {"name": "step", "gamma": 0.1, "milestones": [2, 4]},
+    {"name": "step", "gamma": 0.5, "step_size": 1},
+    {"name": "cosine", "eta_min": 0.001},
+    {"name": "constant"},
+])
+def test_every_schedule_goes_on_where_its_warmup_ends(schedule: dict) -> None:
+    """Warmup scales the schedule's own rate: no jump at its end, and never above the schedule."""
+    cfg, steps, epochs = {**schedule, "warmup_epochs": 3, "warmup_start_factor": 0.1}, 10, 6
+    with_warmup = [learning_rate_at(0.1, cfg, step, steps, epochs) for step in range(steps * epochs)]
+    # The schedule alone: exponential and step count epochs from the start; cosine anneals after the warmup.
+    alone = {**schedule, "warmup_epochs": 3, "warmup_start_factor": 1.0} if schedule["name"] == "cosine" else schedule
+    plain = [learning_rate_at(0.1, alone, step, steps, epochs) for step in range(steps * epochs)]
+    assert with_warmup[29] == pytest.approx(plain[29]) and with_warmup[30:] == plain[30:]
+    assert all(w <= p + 1e-15 for w, p in zip(with_warmup, plain)) and with_warmup[0] == pytest.approx(0.1 * plain[0] + 0.9 * plain[0] / 30)
+    if schedule["name"] == "exponential":
+        assert with_warmup[29] == pytest.approx(0.1 * 0.5**2) and with_warmup[30] == pytest.approx(0.1 * 0.5**3)  # decays by gamma, not 8x

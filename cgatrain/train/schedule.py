@@ -1,6 +1,7 @@
 """Learning-rate schedules: per epoch (the CGA paper's 0.981 decay, step decay at milestones) or per
-step (cosine), each optionally after a linear warmup over `warmup_epochs` (fractional epochs allowed),
-as CIFAR ResNet recipes use. Warmup ramps per step from `warmup_start_factor * lr` up to `lr`."""
+step (cosine), each optionally with a linear warmup over `warmup_epochs` (fractional epochs allowed),
+as CIFAR ResNet recipes use. Warmup ramps per step from `warmup_start_factor` times the schedule's rate
+up to that rate; see `learning_rate_at` for where each schedule counts its epochs from."""
 
 from __future__ import annotations
 
@@ -43,15 +44,23 @@ def learning_rate(base_lr: float, cfg: Mapping[str, Any], epoch: int) -> float:
 
 
 def learning_rate_at(base_lr: float, cfg: Mapping[str, Any], step: int, steps_per_epoch: int, total_epochs: int) -> float:
-    """The learning rate for global 0-based `step`: warmup, then cosine per step or the per-epoch schedule."""
+    """The learning rate for global 0-based `step`: the schedule's rate, scaled by the warmup while it lasts.
+
+    Warmup scales whatever the schedule gives at that step, so every schedule goes on where the warmup
+    ends: cosine anneals over the epochs after the warmup; exponential and step decay count epochs from
+    the start of the run, as recipes pairing them with warmup do (Goyal et al. 2017).
+    """
     progress = step / steps_per_epoch  # in epochs, fractional
     warmup = float(cfg.get("warmup_epochs") or 0.0)
-    if progress < warmup:
-        start = float(cfg.get("warmup_start_factor", 0.1))
-        ramp = min(1.0, (step + 1) / (warmup * steps_per_epoch))
-        return base_lr * (start + (1.0 - start) * ramp)
     if cfg.get("name", "constant") == "cosine":
         eta_min = float(cfg.get("eta_min") or 0.0)
         span = max(total_epochs - warmup, 1e-12)
-        return eta_min + (base_lr - eta_min) * 0.5 * (1.0 + math.cos(math.pi * min((progress - warmup) / span, 1.0)))
-    return learning_rate(base_lr, cfg, step // steps_per_epoch)
+        after_warmup = max(progress - warmup, 0.0)
+        scheduled = eta_min + (base_lr - eta_min) * 0.5 * (1.0 + math.cos(math.pi * min(after_warmup / span, 1.0)))
+    else:
+        scheduled = learning_rate(base_lr, cfg, step // steps_per_epoch)
+    if progress < warmup:
+        start = float(cfg.get("warmup_start_factor", 0.1))
+        ramp = min(1.0, (step + 1) / (warmup * steps_per_epoch))
+        return scheduled * (start + (1.0 - start) * ramp)
+    return scheduled
