@@ -135,6 +135,16 @@ def _covers(key: str, leaf: str) -> bool:
     return leaf == key or leaf.startswith(key + ".")
 
 
+def _moved_horizon(saved: Mapping[str, Any], merged: Mapping[str, Any]) -> list[str]:
+    """A cosine schedule anneals over train.epochs: changing them changes the rates of every epoch, run or not."""
+    schedule = _get(saved, "optim.schedule")
+    before, given = _get(saved, "train.epochs"), _get(merged, "train.epochs")
+    if not isinstance(schedule, Mapping) or schedule.get("name") != "cosine" or before == given:
+        return []
+    return [f"train.epochs (saved {_show(before)}, given {_show(given)}) with optim.schedule.name=cosine, which anneals over "
+            f"train.epochs: the epochs already run followed the {_show(before)}-epoch curve"]
+
+
 def saved_run_dir(path: str | os.PathLike[str]) -> Path | None:
     """The run directory (holding config.yaml) of a resume path: the run, its checkpoints/ or an epoch folder."""
     candidate = Path(path).expanduser().resolve()
@@ -247,6 +257,7 @@ def apply_saved_config(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[st
             refused += [change for change in _differences(key, before, given) if not is_harmless(change.split(" ", 1)[0])]
     for key in ("resume", "resume_override"):
         _set(merged, key, cfg.get(key))
+    refused += [] if forced else _moved_horizon(saved, merged)
     refused = list(dict.fromkeys(refused))  # `data=...` and `data.x=...` can name the same leaf
     if refused:
         raise ValueError(

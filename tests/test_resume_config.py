@@ -46,6 +46,19 @@ def test_resume_takes_the_saved_config_and_allows_harmless_overrides(saved_run: 
     assert merged["resume"] == str(saved_run)
 
 
+def test_raising_the_epochs_of_a_cosine_run_is_refused_as_a_changed_schedule(tmp_path: Path) -> None:
+    run = tmp_path / "cosine"
+    run.mkdir()
+    OmegaConf.save(OmegaConf.create(composed(*SAVED, "optim.schedule.name=cosine", "train.epochs=2")), run / "config.yaml")
+    overrides = [f"resume={run}", "train.epochs=3"]
+    with pytest.raises(ValueError, match=r"train.epochs \(saved 2, given 3\) with optim.schedule.name=cosine, which anneals over train.epochs"):
+        resume.apply_saved_config(composed(*overrides), overrides)
+    forced = [*overrides, "resume_override=true"]
+    assert resume.apply_saved_config(composed(*forced), forced)["train"]["epochs"] == 3
+    same = [f"resume={run}", "train.epochs=2"]
+    assert resume.apply_saved_config(composed(*same), same)["train"]["epochs"] == 2
+
+
 def test_resume_refuses_trajectory_changes_naming_each(saved_run: Path) -> None:
     overrides = [f"resume={saved_run}", "topology=complete", "optim.lr=0.5", "model=cnn", "seed=3", "train.epochs=9", "algorithm=dpmsgd"]
     with pytest.raises(ValueError, match="would change its trajectory") as refused:
