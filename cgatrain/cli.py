@@ -81,6 +81,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
     lifecycle_cli.save_config(container, run_dir)  # atomic: a kill never leaves a torn config.yaml to resume from
+    lifecycle_cli.keep_first_overrides(container, run_dir)
     _warn_capacity(container, run_dir, int(container["agents"]))
     lifecycle_cli.clear_summary(run_dir)
     try:

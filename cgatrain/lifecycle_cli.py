@@ -47,6 +47,15 @@ def save_config(cfg: dict[str, Any], run_dir: Path) -> None:
     os.replace(partial, run_dir / "config.yaml")
 
 
+def keep_first_overrides(cfg: dict[str, Any], run_dir: Path) -> None:
+    """On a fresh start, keep Hydra's record of the overrides: reports label the run by them after resumes in place."""
+    from cgatrain.reporting.schema import FIRST_OVERRIDES_FILE
+
+    hydra_record, first = run_dir / ".hydra" / "overrides.yaml", run_dir / FIRST_OVERRIDES_FILE
+    if not cfg.get("resume") and hydra_record.exists():
+        first.write_text(hydra_record.read_text())
+
+
 def clear_summary(run_dir: Path) -> None:
     """A summary.json left by an earlier attempt in this run dir must not pass for this one's."""
     (run_dir / "summary.json").unlink(missing_ok=True)

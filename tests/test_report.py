@@ -329,6 +329,15 @@ def test_resumed_runs_keep_their_own_choices_and_overrides(tmp_path: Path) -> No
         assert [run.value(key) for key in ("algorithm", "topology", "partition", "data")] == ["dpmsgd", "complete", "iid", "digits"]
     assert moved.overrides["optim.lr"] == "0.05" and moved.overrides["train.epochs"] == "3"  # the original's, then its own
     assert load_run(original).value("algorithm") == "dpmsgd"
+    # Resumed in place: Hydra rewrote overrides.yaml; the overrides it started with were kept at its fresh start.
+    from cgatrain.lifecycle_cli import keep_first_overrides
+
+    kept = run_dir("d", None, own, ["algorithm=dpmsgd", "optim.lr=0.05"])
+    keep_first_overrides({"resume": None}, kept)
+    (kept / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"resume={kept}", "train.epochs=3"]))  # what Hydra writes then
+    keep_first_overrides({"resume": str(kept)}, kept)  # the resumed job leaves the record alone
+    resumed_in_place = load_run(kept)
+    assert resumed_in_place.overrides == {"algorithm": "dpmsgd", "optim.lr": "0.05", "resume": str(kept), "train.epochs": "3"}
 
 
 def test_a_label_that_merges_methods_is_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

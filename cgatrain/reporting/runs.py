@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from cgatrain.reporting.schema import (
     CONFIG_FILE,
+    FIRST_OVERRIDES_FILE,
     SUMMARY_FILE,
     EpochRecord,
     RunSummary,
@@ -130,7 +131,8 @@ def load_run(path: Path) -> Run:
     elif not choices and summary is not None and summary.algorithm:  # failed before writing config.yaml
         choices = {"algorithm": summary.algorithm}
     overrides: dict[str, str] = dict(origin[0].overrides) if origin else {}  # a resumed run keeps those it started with
-    for item in _read_yaml(path / ".hydra" / "overrides.yaml") or []:
+    started_with = [] if origin else _read_yaml(path / FIRST_OVERRIDES_FILE) or []  # resumed in place: what it started with
+    for item in [*started_with, *(_read_yaml(path / ".hydra" / "overrides.yaml") or [])]:
         key, _, value = str(item).lstrip("+~").partition("=")
         overrides[key] = value
     return Run(path, config, choices, overrides, summary, load_metrics(path))

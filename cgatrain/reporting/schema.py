@@ -25,6 +25,8 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "cgatrain.log"
+# Hydra's record of the overrides a run started with; Hydra rewrites its overrides.yaml when the run is resumed in place.
+FIRST_OVERRIDES_FILE = ".hydra/first_overrides.yaml"
 # completed and diverged runs have results; failed ones carry `error`; interrupted ones stopped early.
 STATUSES = ("completed", "diverged", "failed", "interrupted")
 
