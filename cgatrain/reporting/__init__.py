@@ -37,10 +37,34 @@ COLUMNS = (
 )
 
 
+# (AgentResult field, column title, width, format spec) of the per-agent table that ends a run.
+AGENT_COLUMNS = (
+    ("rank", "agent", 5, "d"),
+    ("test_accuracy", "test acc", 8, ".2%"),
+    ("test_loss", "test loss", 9, ".4f"),
+    ("train_loss", "train loss", 10, ".4f"),
+    ("mb_sent", "MB sent", 8, ".2f"),
+    ("compute_seconds", "compute s", 9, ".2f"),
+    ("comm_seconds", "comm s", 6, ".2f"),
+)
+
+
 def _cell(value: Any, width: int, spec: str) -> str:
+    """VALUE right-aligned in WIDTH; a fixed-point number too wide for it (a loss of 105842.8984) turns scientific."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-".rjust(width)
-    return format(value, f">{width}{spec}")
+    text = format(value, f">{width}{spec}")
+    if len(text) > width and spec.endswith("f"):
+        return _scientific(value, width)
+    return text
+
+
+def _scientific(value: float, width: int) -> str:
+    """VALUE in scientific notation with as many digits as fit WIDTH (at least one)."""
+    for digits in range(max(width - 6, 0), 0, -1):
+        if len(text := format(value, f">{width}.{digits}e")) <= width:
+            return text
+    return format(value, f">{width}.0e")
 
 
 class Reporter:
@@ -129,14 +153,14 @@ def append_log(run_dir: Path, text: str) -> None:
 
 
 def per_agent_table(summary: RunSummary) -> str:
-    """One row per agent: its own test accuracy and loss, train loss, MB sent, compute and comm seconds."""
-    lines = ["agent  test acc  test loss  train loss   MB sent  compute s  comm s"]
-    for agent in summary.per_agent:
-        lines.append(
-            f"{agent.rank:5d}  {_cell(agent.test_accuracy, 8, '.2%')}  {_cell(agent.test_loss, 9, '.4f')}  "
-            f"{_cell(agent.train_loss, 10, '.4f')}  {agent.mb_sent:8.2f}  {agent.compute_seconds:9.2f}  {agent.comm_seconds:6.2f}"
-        )
-    return "\n".join(lines)
+    """One row per agent: its own test accuracy and loss, train loss, MB sent, compute and comm seconds.
+
+    Numbers too wide for their column turn scientific; a column still widens to its widest cell, so rows stay aligned.
+    """
+    rows = [[title for _, title, _, _ in AGENT_COLUMNS]]
+    rows += [[_cell(getattr(agent, key), width, spec) for key, _, width, spec in AGENT_COLUMNS] for agent in summary.per_agent]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(AGENT_COLUMNS))]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows)
 
 
 def _start_wandb(cfg: Mapping[str, Any], run_dir: Path) -> Any:  # a wandb Run; wandb is optional
