@@ -3,7 +3,8 @@
 - `--derive NAME=A-B`: a new metric, per epoch and at the end, from two record keys with one of
   `- + * /` (the CDSGD paper's generalization gap is agent_train_accuracy_mean-agent_test_accuracy_mean).
 - `KEY@lastN` in `--metric`: the mean of KEY over a run's last N epochs (noisy curves);
-  `KEY@first>=X` (or `<=`): the first epoch at which KEY reached X ("epochs to 90%").
+  `KEY@first>=X` (or `<=`): the first epoch at which KEY reached X ("epochs to 90%"); a run that never
+  did has no value, and `threshold_reached` tells it from one that never recorded KEY (tables count both).
 - `--where KEY=V[,V...]`: keep the runs whose KEY (a Hydra choice or dotted config key) is one of the values.
 - `--best KEY METRIC`: in every table row that differs only in KEY, keep the KEY value with the highest
   mean METRIC over seeds (`min:METRIC`: the lowest), as papers tune a step size per cell.
@@ -78,6 +79,20 @@ def epoch_statistic(rows: Sequence[EpochRecord], key: str) -> float | None:
     level = float(match["level"])
     reached = operator.ge if match["cmp"] == ">=" else operator.le
     return next((float(row.epoch) for row in rows if (v := _number(metric_value(row, name))) is not None and reached(v, level)), None)
+
+
+def is_threshold(key: str) -> bool:
+    """`KEY@first>=X` or `KEY@first<=X`: a statistic that a run may never reach."""
+    match = EPOCH_STATISTIC.match(key)
+    return match is not None and match["cmp"] is not None
+
+
+def threshold_reached(rows: Sequence[EpochRecord], key: str) -> bool | None:
+    """For `KEY@first>=X`: whether some epoch reached X; None when no epoch recorded KEY at all."""
+    name = key.split("@")[0]
+    if not any(_number(metric_value(row, name)) is not None for row in rows):
+        return None
+    return epoch_statistic(rows, key) is not None
 
 
 def _number(value: Any) -> float | None:
