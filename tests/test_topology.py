@@ -255,6 +255,70 @@ def test_schedule_directed_flag_and_validate_each_graph() -> None:
         build_topology({"schedule": [{"graph": "ring"}, triangle_plus_chord]}, 3).validate("row")
 
 
+# Two directed paths whose union is the ring 0 -> 1 -> 2 -> 3 -> 4 -> 0: neither is strongly connected alone.
+PATHS_TO_A_RING = {"schedule": [{"graph": "custom", "directed": True, "edges": [[0, 1], [1, 2], [2, 3], [3, 4]]},
+                                {"graph": "custom", "directed": True, "edges": [[4, 0], [0, 1]]}]}
+# The first graph leaves agent 4 out; the second brings it in and closes the ring.
+IDLE_IN_ONE_GRAPH = {"schedule": [{"graph": "custom", "directed": True, "edges": [[0, 1], [1, 2], [2, 3]]},
+                                  {"graph": "custom", "directed": True, "edges": [[3, 4], [4, 0]]}]}
+
+
+def test_schedule_needs_only_its_union_strongly_connected() -> None:
+    topology = build_topology(PATHS_TO_A_RING, 5)
+    assert not any(is_strongly_connected(topology.adjacency(step=s)) for s in (0, 1))
+    topology.validate("column")
+    with pytest.raises(TopologyError, match="disconnected"):  # a single graph is still checked alone
+        build_topology(PATHS_TO_A_RING["schedule"][0], 5)
+
+
+def test_schedule_graph_may_leave_an_agent_idle_with_weight_one_on_itself() -> None:
+    topology = build_topology(IDLE_IN_ONE_GRAPH, 5)
+    topology.validate("column")
+    W = topology.mixing_matrix(step=0)
+    assert W[4, 4] == 1.0 and W[:, 4].sum() == W[4].sum() == 1.0  # idle: keeps its own mass, sends and gets none
+    product = np.eye(5)
+    for step in range(2 * 5):  # five periods of two graphs
+        product = topology.mixing_matrix(step=step) @ product
+    assert (product > 0).all()  # jointly strongly connected with self-weights: the product mixes everyone
+    assert "idle agent(s) [4]" in topology.describe() and "idle agent(s) [1, 2]" in topology.describe()
+    with pytest.raises(TopologyError, match=r"topology.edges names 4 agents"):  # a static graph may not leave one out
+        build_topology(IDLE_IN_ONE_GRAPH["schedule"][0], 5)
+
+
+def test_doubly_stochastic_schedule_with_idle_agents_validates() -> None:
+    # Undirected pairings {0-1, 2-3} then {1-2, 3-4}: each graph leaves an agent idle; the union is a path.
+    pairs = {"schedule": [{"graph": "custom", "edges": [[0, 1], [2, 3]], "directed": False},
+                          {"graph": "custom", "edges": [[1, 2], [3, 4]], "directed": False}],
+             "weights": "metropolis_hastings"}
+    topology = build_topology(pairs, 5)
+    topology.validate("doubly")
+    assert topology.mixing_matrix(step=0)[4, 4] == 1.0 and topology.mixing_matrix(step=1)[0, 0] == 1.0
+
+
+def test_schedule_union_leaving_agents_out_is_refused_naming_the_keys() -> None:
+    never = {"schedule": [IDLE_IN_ONE_GRAPH["schedule"][0], {"graph": "custom", "directed": True, "edges": [[3, 0]]}]}
+    with pytest.raises(TopologyError, match=r"topology.schedule: agent\(s\) \[4\] have no edge in any graph of "
+                                            r"topology.schedule\[0..1\].*set agents=4"):
+        build_topology(never, 5)
+    one_way = {"schedule": [IDLE_IN_ONE_GRAPH["schedule"][0], {"graph": "custom", "directed": True, "edges": [[3, 4]]}]}
+    with pytest.raises(TopologyError, match=r"union of topology.schedule\[0..1\] over one period is disconnected.*"
+                                            r"\[1, 2, 3, 4\] cannot reach agent 0.*topology.schedule\[0\] leaves out \[4\]"):
+        build_topology(one_way, 5)
+    undirected = {"schedule": [{"graph": "custom", "edges": [[0, 1]], "directed": False},
+                               {"graph": "custom", "edges": [[2, 3], [3, 4]], "directed": False}]}
+    with pytest.raises(TopologyError, match=r"disconnected: agents \[2, 3, 4\] are not linked to agent 0"):
+        build_topology(undirected, 5)
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"graph": "custom", "edges": [[0, 5]]}, r"topology.schedule\[1\].edges: edge \[0, 5\] is out of range"),
+    ({"graph": "custom", "adjacency": [[0, 1], [1, 0]]}, r"topology.schedule\[1\].adjacency has shape \(2, 2\)"),
+])
+def test_schedule_custom_graph_errors_name_the_schedule_key(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(TopologyError, match=message):
+        build_topology({"schedule": [{"graph": "ring"}, entry]}, 5)
+
+
 @pytest.mark.parametrize("spec", [{"graph": "star"}, {"graph": "exponential", "directed": True},
                                   {"graph": "custom", "edges": [[0, 1], [1, 2], [2, 0], [0, 3], [3, 0]]},
                                   {"graph": "random", "edge_prob": 0.4, "directed": True}])

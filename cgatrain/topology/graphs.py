@@ -188,12 +188,14 @@ def one_peer_exponential_union(n: int) -> np.ndarray:
     return A
 
 
-def custom_graph(n: int, adjacency: Any = None, edges: Any = None,
-                 directed: bool | None = None) -> tuple[np.ndarray, bool]:
+def custom_graph(n: int, adjacency: Any = None, edges: Any = None, directed: bool | None = None,
+                 key: str = "topology", allow_idle: bool = False) -> tuple[np.ndarray, bool]:
     """Graph from an explicit adjacency (A[i][j] = 1 iff edge j -> i) or an edge list of [src, dst].
 
     ``directed=None`` infers directedness from symmetry; ``directed=False`` requires a
-    symmetric adjacency, or mirrors every listed edge. Returns (A, directed).
+    symmetric adjacency, or mirrors every listed edge. ``key`` is the config key messages name
+    (``topology.schedule[1]`` in a schedule); ``allow_idle`` accepts an edge list that leaves some
+    agents without an edge (a schedule's graph, where they sit a round out). Returns (A, directed).
     """
     if (adjacency is None) == (edges is None):
         raise TopologyError("graph 'custom': give exactly one of 'adjacency' or 'edges'")
@@ -203,7 +205,7 @@ def custom_graph(n: int, adjacency: Any = None, edges: Any = None,
         except (TypeError, ValueError) as exc:
             raise TopologyError(f"graph 'custom': adjacency is not a numeric matrix ({exc})") from exc
         if raw.shape != (n, n):
-            raise TopologyError(f"topology.adjacency has shape {raw.shape} but agents={n}: give an ({n}, {n}) matrix, or set agents to its size")
+            raise TopologyError(f"{key}.adjacency has shape {raw.shape} but agents={n}: give an ({n}, {n}) matrix, or set agents to its size")
         if not np.isin(raw, (0.0, 1.0)).all():
             raise TopologyError("graph 'custom': adjacency entries must be 0 or 1")
         A = raw.astype(bool)
@@ -221,29 +223,31 @@ def custom_graph(n: int, adjacency: Any = None, edges: Any = None,
                 raise TopologyError(f"graph 'custom': each edge must be a pair of agent ids [src, dst], got {edge!r}")
             src, dst = int(edge[0]), int(edge[1])
             if not (0 <= src < n and 0 <= dst < n):
-                raise TopologyError(f"topology.edges: edge [{src}, {dst}] is out of range: agents={n} are numbered 0..{n - 1}")
+                raise TopologyError(f"{key}.edges: edge [{src}, {dst}] is out of range: agents={n} are numbered 0..{n - 1}")
             if src == dst:
                 raise TopologyError(f"graph 'custom': self-loop [{src}, {dst}] is not allowed")
             A[dst, src] = True  # dst receives from src
             if directed is False:
                 A[src, dst] = True
-        _check_every_agent_named(edges, n)
+        if not allow_idle:
+            _check_every_agent_named(edges, n, key)
     is_directed = bool(directed) if directed is not None else not (A == A.T).all()
     return A, is_directed
 
 
-def _check_every_agent_named(edges: Any, n: int) -> None:
+def _check_every_agent_named(edges: Any, n: int, key: str) -> None:
     """An edge list written for fewer agents than `agents` leaves the others without an edge: say so."""
     named = {int(v) for edge in edges for v in edge}
     if len(named) < n and named:
         size = max(named) + 1
         missing = sorted(set(range(n)) - named)
-        raise TopologyError(f"topology.edges names {size} agents (0..{size - 1}) but agents={n}, so agent(s) {missing} "
+        raise TopologyError(f"{key}.edges names {size} agents (0..{size - 1}) but agents={n}, so agent(s) {missing} "
                             f"would have no edge: set agents={size}, or add edges for {missing}")
 
 
-def build_static_adjacency(name: str, n: int, params: dict[str, Any]) -> tuple[np.ndarray, bool]:
-    """Build the adjacency of a non-random graph spec; returns (A, directed)."""
+def build_static_adjacency(name: str, n: int, params: dict[str, Any], key: str = "topology",
+                           allow_idle: bool = False) -> tuple[np.ndarray, bool]:
+    """Build the adjacency of a non-random graph spec; returns (A, directed). ``key``, ``allow_idle``: see custom_graph."""
     builders: dict[str, Callable[[], tuple[np.ndarray, bool]]] = {
         "complete": lambda: (complete_graph(n), False),
         "ring": lambda: (ring_graph(n), False),
@@ -254,7 +258,7 @@ def build_static_adjacency(name: str, n: int, params: dict[str, Any]) -> tuple[n
         "exponential": lambda: (exponential_graph(n, d := _bool_param(name, params, "directed", False)), d),
         "custom": lambda: custom_graph(
             n, params.get("adjacency"), params.get("edges"),
-            None if params.get("directed") is None else _bool_param(name, params, "directed", False)),
+            None if params.get("directed") is None else _bool_param(name, params, "directed", False), key, allow_idle),
     }
     if name not in builders:
         raise TopologyError(f"graph '{name}' is not a static graph; known: {', '.join(builders)}")
@@ -287,6 +291,12 @@ def reachable_from_zero(A: np.ndarray) -> np.ndarray:
             seen[receiver] = True
             queue.append(int(receiver))
     return seen
+
+
+def idle_agents(A: np.ndarray) -> list[int]:
+    """Agents with no edge in or out: in a schedule's graph they keep their own value that round."""
+    A = np.asarray(A, dtype=bool)
+    return np.flatnonzero(~(A.any(axis=0) | A.any(axis=1))).tolist()
 
 
 def in_neighbors_of(A: np.ndarray, agent: int) -> list[int]:

@@ -13,6 +13,7 @@ from cgatrain.topology.graphs import (
     GRAPH_PARAMS,
     TopologyError,
     build_static_adjacency,
+    idle_agents,
     in_neighbors_of,
     is_connected,
     is_strongly_connected,
@@ -103,8 +104,13 @@ class _GraphEntry:
         return ""
 
 
-def _parse_entry(spec: Any, num_agents: int, default_weights: Any, label: str) -> _GraphEntry:
-    """Validate one graph spec and build its static adjacency (and explicit weights, if any)."""
+def _parse_entry(spec: Any, num_agents: int, default_weights: Any, label: str,
+                 key: str = "topology", in_schedule: bool = False) -> _GraphEntry:
+    """Validate one graph spec and build its static adjacency (and explicit weights, if any).
+
+    ``key`` is the config key of the spec; ``in_schedule`` leaves connectivity to the union check
+    of the whole schedule (`_check_joint_connectivity`) and lets a graph leave agents idle.
+    """
     if not isinstance(spec, dict) or "graph" not in spec:
         raise TopologyError(f"{label}: a graph spec must be a mapping with a 'graph' key, got {spec!r}")
     kind = spec["graph"]
@@ -149,21 +155,15 @@ def _parse_entry(spec: Any, num_agents: int, default_weights: Any, label: str) -
         # Each step's graph is a permutation i -> i + 2^k, strongly connected only when gcd(n, 2^k) = 1,
         # so a per-step check would reject every even n; push-sum needs strong connectivity of the
         # union over a bounded window (B-strong connectivity), so check the union over one period.
-        if not is_strongly_connected(one_peer_exponential_union(num_agents)):
+        if not in_schedule and not is_strongly_connected(one_peer_exponential_union(num_agents)):
             raise TopologyError(f"graph '{name}' is disconnected: the union over one period is not strongly connected")
         entry = _GraphEntry(kind, name, num_agents, {}, weights, True, None, family=OnePeerExponential(num_agents))
         entry.mixing(0, 0)  # build eagerly so a bad weights kind fails at build time
         return entry
 
-    A, directed = build_static_adjacency(kind, num_agents, params)
-    if directed and not is_strongly_connected(A):
-        no_path_from_0 = np.flatnonzero(~reachable_from_zero(A)).tolist()
-        no_path_to_0 = np.flatnonzero(~reachable_from_zero(A.T)).tolist()
-        raise TopologyError(f"graph '{name}' is disconnected: the directed graph is not strongly connected "
-                            f"(agent 0 cannot reach {no_path_from_0}; {no_path_to_0} cannot reach agent 0)")
-    if not directed and not is_connected(A):
-        stranded = np.flatnonzero(~reachable_from_zero(A | A.T)).tolist()
-        raise TopologyError(f"graph '{name}' is disconnected: agents {stranded} are not linked to agent 0")
+    A, directed = build_static_adjacency(kind, num_agents, params, key, allow_idle=in_schedule)
+    if not in_schedule:
+        _check_connected(A, directed, f"graph '{name}' is disconnected")
     entry = _GraphEntry(kind, name, num_agents, params, weights, directed, A)
     if explicit is not None:
         check_weights(explicit, A, "none", name)  # shape, sign and support are never negotiable
@@ -171,6 +171,45 @@ def _parse_entry(spec: Any, num_agents: int, default_weights: Any, label: str) -
     else:
         entry.mixing(0, 0)  # build eagerly so bad weights kinds (MH on directed) fail at build time
     return entry
+
+
+def _check_connected(A: np.ndarray, directed: bool, what: str, note: str = "") -> None:
+    """Raise TopologyError ``what: <why>note`` unless A is (strongly, if directed) connected."""
+    if directed and not is_strongly_connected(A):
+        no_path_from_0 = np.flatnonzero(~reachable_from_zero(A)).tolist()
+        no_path_to_0 = np.flatnonzero(~reachable_from_zero(A.T)).tolist()
+        raise TopologyError(f"{what}: the directed graph is not strongly connected "
+                            f"(agent 0 cannot reach {no_path_from_0}; {no_path_to_0} cannot reach agent 0){note}")
+    if not directed and not is_connected(A):
+        stranded = np.flatnonzero(~reachable_from_zero(A | A.T)).tolist()
+        raise TopologyError(f"{what}: agents {stranded} are not linked to agent 0{note}")
+
+
+def _check_joint_connectivity(entries: list[_GraphEntry], num_agents: int) -> None:
+    """Refuse a schedule whose graphs, joined over one period, leave an agent unreachable.
+
+    Push-sum (Nedic & Olshevsky 2015) and gossip with doubly stochastic weights (Koloskova et al.
+    2020, Assumption 4 over a window of tau steps) need only this joint (B-)connectivity, not each graph's.
+    """
+    union = np.zeros((num_agents, num_agents), dtype=bool)
+    for entry in entries:
+        union |= entry.densest()  # a per-step family adds every edge it can draw (one-peer: its period)
+    keys = f"topology.schedule[0..{len(entries) - 1}]"
+    never = idle_agents(union) if num_agents > 1 else []
+    if never:
+        fewer = f"set agents={never[0]}" if never == list(range(never[0], num_agents)) else "lower agents"
+        raise TopologyError(f"topology.schedule: agent(s) {never} have no edge in any graph of {keys}, so they never "
+                            f"mix with the others: add edges for {never} to some topology.schedule[i], or {fewer}")
+    directed = any(e.directed for e in entries) and not (union == union.T).all()
+    _check_connected(union, directed, f"topology.schedule: the union of {keys} over one period is disconnected",
+                     _idle_note(entries))
+
+
+def _idle_note(entries: list[_GraphEntry]) -> str:
+    """' (idle: topology.schedule[1] leaves out [4])' for the static graphs that leave agents idle, or ''."""
+    notes = [f"topology.schedule[{i}] leaves out {idle}" for i, e in enumerate(entries)
+             if e.static_adjacency is not None and (idle := idle_agents(e.static_adjacency)) and e.num_agents > 1]
+    return f"; idle agents: {'; '.join(notes)}" if notes else ""
 
 
 class Topology:
@@ -276,6 +315,8 @@ class Topology:
         in_deg, out_deg = A.sum(axis=1), A.sum(axis=0)
         degrees = (f"in-degree {in_deg.min()}..{in_deg.max()}, out-degree {out_deg.min()}..{out_deg.max()}"
                    if entry.directed else f"degree {in_deg.min()}..{in_deg.max()}")
+        if (idle := idle_agents(A)) and self.num_agents > 1:
+            degrees += f", idle agent(s) {idle} (keep their own value this round)"
         if not weights:
             return degrees
         W = entry.mixing(0, self.seed)
@@ -329,5 +370,6 @@ def build_topology(cfg: Mapping[str, Any], num_agents: int, seed: int = 0) -> To
         kind = spec.get("graph") if isinstance(spec, dict) else None
         name = spec.get("name") if isinstance(spec, dict) else None
         label = f"schedule[{index}] {name} ({kind})" if name else f"schedule[{index}] {kind}"
-        entries.append(_parse_entry(spec, num_agents, default_weights, label))
+        entries.append(_parse_entry(spec, num_agents, default_weights, label, f"topology.schedule[{index}]", True))
+    _check_joint_connectivity(entries, num_agents)
     return Topology(entries, num_agents, seed, switch_every, switch_unit, is_schedule=True)
