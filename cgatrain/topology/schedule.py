@@ -206,7 +206,7 @@ def _check_joint_connectivity(entries: list[_GraphEntry], num_agents: int) -> No
 
 
 def _idle_note(entries: list[_GraphEntry]) -> str:
-    """' (idle: topology.schedule[1] leaves out [4])' for the static graphs that leave agents idle, or ''."""
+    """'; idle agents: topology.schedule[1] leaves out [4]' for the static graphs that leave agents idle, or ''."""
     notes = [f"topology.schedule[{i}] leaves out {idle}" for i, e in enumerate(entries)
              if e.static_adjacency is not None and (idle := idle_agents(e.static_adjacency)) and e.num_agents > 1]
     return f"; idle agents: {'; '.join(notes)}" if notes else ""
