@@ -199,7 +199,25 @@ def test_cga_lets_non_finite_gradients_flow_into_the_model(bad: str) -> None:
     context = AgentContext(0, 3, model, LocalObjective(model, nn.CrossEntropyLoss()), build_topology({"graph": "ring"}, 3), None)  # type: ignore[arg-type]
     cga = get_algorithm("cga")(context, {})
     cga.setup()
+    torch.manual_seed(0)
     own, received = torch.randn(model.numel), torch.randn(2, model.numel)
-    (own if bad == "own" else received[1])[0] = float("inf")
+    # An Inf in one's own gradient, or a NaN in a neighbour's; (an Inf that only satisfies a constraint, G_i g = +Inf,
+    # leaves g as the QP's answer.)
+    (own if bad == "own" else received[1])[0] = float("inf") if bad == "own" else float("nan")
     assert not torch.isfinite(cga._project(own, received, [1, 2], 0, 0)).all()
     assert torch.isfinite(cga._project(torch.randn(model.numel), torch.randn(2, model.numel), [1, 2], 0, 0)).all()
+
+
+def test_sliced_products_in_one_copy_equal_each_slices_own() -> None:
+    """On GPUs the per-tensor QP brings every slice's G g and G G^T to the host in one copy; same numbers."""
+    from cgatrain.algorithms.qp import _products_on_host, _project_with, _sliced_products_on_host
+
+    g, G = _random_instance(5, 2, 40)
+    slices = [(0, 7), (7, 7), (7, 30), (30, 40)]  # an empty tensor slice included
+    for (a, b), (dot, gram) in zip(slices, _sliced_products_on_host(g, G, slices), strict=True):
+        own_dot, own_gram = _products_on_host(g[a:b], G[:, a:b], with_gram=True)
+        assert np.array_equal(dot, own_dot) and np.array_equal(gram, own_gram)
+        for margin in (0.0, 0.5):
+            from_products = _project_with(g[a:b], G[:, a:b], dot, gram, margin, None)
+            direct = project_gradient(g[a:b], G[:, a:b], margin)
+            assert torch.equal(from_products.direction, direct.direction) and from_products.changed == direct.changed

@@ -118,10 +118,16 @@ def project_gradient(
         raise ValueError(f"expected self_grad (d,) and cross_grads (m, d), got {shapes}")
     if margin < 0 or (ridge is not None and ridge < 0):
         raise ValueError(f"margin and ridge must be >= 0, got {margin} and {ridge}")
-    m = cross_grads.shape[0]
-    if m == 0:
+    if cross_grads.shape[0] == 0:
         return Projection(self_grad.clone(), np.zeros(0), False)  # clone: callers may update the direction in place
     cross_dot_self, gram = _products_on_host(self_grad, cross_grads, with_gram=self_grad.is_cuda)
+    return _project_with(self_grad, cross_grads, cross_dot_self, gram, margin, ridge)
+
+
+def _project_with(self_grad: torch.Tensor, cross_grads: torch.Tensor, cross_dot_self: np.ndarray, gram: np.ndarray | None,
+                  margin: float, ridge: float | None) -> Projection:
+    """The projection from G g (and G G^T, computed here when None) on the host; see `project_gradient`."""
+    m = cross_grads.shape[0]
     if margin == 0 and bool(np.all(cross_dot_self >= 0)):
         # u* = 0 satisfies the KKT conditions (gradient G g >= 0 at the bound), so g_tilde = g exactly: skip the solver.
         return Projection(self_grad.clone(), np.zeros(m), False)
@@ -174,10 +180,24 @@ def project_per_tensor(
     d = self_grad.shape[0]
     if len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != d or any(b < a for a, b in zip(offsets, offsets[1:])):
         raise ValueError(f"boundaries must rise from 0 to {d}, got {offsets}")
-    pieces: list[torch.Tensor] = []
-    changed_slices = 0
-    for start, stop in zip(offsets, offsets[1:]):
-        projection = project_gradient(self_grad[start:stop], cross_grads[:, start:stop], margin, ridge)
-        pieces.append(projection.direction)
-        changed_slices += int(projection.changed)
-    return torch.cat(pieces), changed_slices, len(offsets) - 1
+    if margin < 0 or (ridge is not None and ridge < 0):
+        raise ValueError(f"margin and ridge must be >= 0, got {margin} and {ridge}")
+    slices = list(zip(offsets, offsets[1:]))
+    if cross_grads.shape[0] == 0 or not self_grad.is_cuda:
+        projections = [project_gradient(self_grad[a:b], cross_grads[:, a:b], margin, ridge) for a, b in slices]
+    else:  # every slice's G g and G G^T in one GPU-to-host copy: one wait for the GPU per step, not one per tensor
+        products = _sliced_products_on_host(self_grad, cross_grads, slices)
+        projections = [_project_with(self_grad[a:b], cross_grads[:, a:b], dot, gram, margin, ridge)
+                       for (a, b), (dot, gram) in zip(slices, products)]
+    return torch.cat([p.direction for p in projections]), sum(int(p.changed) for p in projections), len(slices)
+
+
+def _sliced_products_on_host(self_grad: torch.Tensor, cross_grads: torch.Tensor,
+                             slices: Sequence[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(G_s g_s, G_s G_s^T) in float64 on the host for each slice s, brought over in one copy."""
+    m = cross_grads.shape[0]
+    parts = [torch.cat([cross_grads[:, a:b] @ self_grad[a:b], (cross_grads[:, a:b] @ cross_grads[:, a:b].T).reshape(-1)])
+             for a, b in slices]
+    host = torch.cat(parts).double().cpu().numpy()
+    rows = m + m * m
+    return [(host[i * rows : i * rows + m], host[i * rows + m : (i + 1) * rows].reshape(m, m)) for i in range(len(slices))]
