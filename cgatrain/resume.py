@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -136,13 +137,27 @@ def _covers(key: str, leaf: str) -> bool:
 
 
 def _moved_horizon(saved: Mapping[str, Any], merged: Mapping[str, Any]) -> list[str]:
-    """A cosine schedule anneals over train.epochs: changing them changes the rates of every epoch, run or not."""
+    """A cosine schedule anneals over train.epochs after its warmup: changing them changes the rates of the epochs
+    already run, unless all of those were warmup (then the run goes on as a fresh run of the new length would)."""
     schedule = _get(saved, "optim.schedule")
     before, given = _get(saved, "train.epochs"), _get(merged, "train.epochs")
     if not isinstance(schedule, Mapping) or schedule.get("name") != "cosine" or before == given:
         return []
+    if _epochs_trained(str(merged.get("resume"))) <= float(schedule.get("warmup_epochs") or 0.0):
+        return []
     return [f"train.epochs (saved {_show(before)}, given {_show(given)}) with optim.schedule.name=cosine, which anneals over "
             f"train.epochs: the epochs already run followed the {_show(before)}-epoch curve"]
+
+
+def _epochs_trained(path: str) -> float:
+    """Epochs the checkpoint at `path` has trained, a started epoch counted whole; inf when it cannot be read."""
+    from cgatrain import checkpoint
+
+    try:
+        directory, epoch, _ = checkpoint.resolve_resume(path)
+    except (OSError, ValueError):
+        return math.inf
+    return epoch + (1 if "_step_" in directory.name else 0)
 
 
 def saved_run_dir(path: str | os.PathLike[str]) -> Path | None:

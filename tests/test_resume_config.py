@@ -57,6 +57,18 @@ def test_raising_the_epochs_of_a_cosine_run_is_refused_as_a_changed_schedule(tmp
     assert resume.apply_saved_config(composed(*forced), forced)["train"]["epochs"] == 3
     same = [f"resume={run}", "train.epochs=2"]
     assert resume.apply_saved_config(composed(*same), same)["train"]["epochs"] == 2
+    # Every epoch run so far was warmup, which no horizon changes: the run goes on as a fresh 3-epoch run would.
+    warm = tmp_path / "warm"
+    (warm / "checkpoints" / "epoch_0001").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(composed(*SAVED, "optim.schedule.name=cosine", "optim.schedule.warmup_epochs=1", "train.epochs=2")),
+                   warm / "config.yaml")
+    (warm / "checkpoints" / "latest.json").write_text(json.dumps({"epoch": 1, "step": 0, "dir": "epoch_0001", "world_size": 3}))
+    longer = [f"resume={warm}", "train.epochs=3"]
+    assert resume.apply_saved_config(composed(*longer), longer)["train"]["epochs"] == 3
+    (warm / "checkpoints" / "epoch_0001_step_000002").mkdir()  # a step into epoch 2: past the warmup
+    (warm / "checkpoints" / "latest.json").write_text(json.dumps({"epoch": 1, "step": 2, "dir": "epoch_0001_step_000002", "world_size": 3}))
+    with pytest.raises(ValueError, match="the epochs already run followed the 2-epoch curve"):
+        resume.apply_saved_config(composed(*longer), longer)
 
 
 def test_resume_refuses_trajectory_changes_naming_each(saved_run: Path) -> None:
