@@ -187,7 +187,7 @@ def test_one_host_copy_of_both_products_equals_two() -> None:
     assert np.array_equal(gram, (G.float() @ G.float().T).double().numpy())
 
 
-@pytest.mark.parametrize("bad", ["own", "received"])
+@pytest.mark.parametrize("bad", ["own", "received", "received_inf"])
 def test_cga_lets_non_finite_gradients_flow_into_the_model(bad: str) -> None:
     """Every agent's divergence check must see it in the same step, so CGA does not raise mid-round."""
     from torch import nn
@@ -200,11 +200,13 @@ def test_cga_lets_non_finite_gradients_flow_into_the_model(bad: str) -> None:
     cga = get_algorithm("cga")(context, {})
     cga.setup()
     torch.manual_seed(0)
-    own, received = torch.randn(model.numel), torch.randn(2, model.numel)
-    # An Inf in one's own gradient, or a NaN in a neighbour's; (an Inf that only satisfies a constraint, G_i g = +Inf,
-    # leaves g as the QP's answer.)
-    (own if bad == "own" else received[1])[0] = float("inf") if bad == "own" else float("nan")
-    assert not torch.isfinite(cga._project(own, received, [1, 2], 0, 0)).all()
+    own, received = torch.ones(model.numel), torch.ones(2, model.numel)  # every G_i g > 0: the QP's shortcut
+    # An Inf in one's own gradient, a NaN in a neighbour's, or an Inf there that makes G_i g = +Inf (which the
+    # shortcut's test G g >= 0 would pass).
+    (own if bad == "own" else received[1])[0] = float("nan") if bad == "received" else float("inf")
+    for scope in ("whole", "per_tensor"):
+        cga.hparams["qp_scope"] = scope
+        assert not torch.isfinite(cga._project(own, received, [1, 2], 0, 0)).all(), scope
     assert torch.isfinite(cga._project(torch.randn(model.numel), torch.randn(2, model.numel), [1, 2], 0, 0)).all()
 
 

@@ -128,12 +128,14 @@ def _project_with(self_grad: torch.Tensor, cross_grads: torch.Tensor, cross_dot_
                   margin: float, ridge: float | None) -> Projection:
     """The projection from G g (and G G^T, computed here when None) on the host; see `project_gradient`."""
     m = cross_grads.shape[0]
+    if not np.all(np.isfinite(cross_dot_self)):  # before the shortcut: G_i g = +Inf would pass it and hide the Inf
+        raise ValueError("CGA QP projection got non-finite gradients")
     if margin == 0 and bool(np.all(cross_dot_self >= 0)):
         # u* = 0 satisfies the KKT conditions (gradient G g >= 0 at the bound), so g_tilde = g exactly: skip the solver.
         return Projection(self_grad.clone(), np.zeros(m), False)
     if gram is None:
         gram = (cross_grads @ cross_grads.T).double().cpu().numpy()
-    if not (np.all(np.isfinite(gram)) and np.all(np.isfinite(cross_dot_self))):
+    if not np.all(np.isfinite(gram)):
         raise ValueError("CGA QP projection got non-finite gradients")
     gram = 0.5 * (gram + gram.T)  # reduced-precision matmuls need not be exactly symmetric
     dual = _solve_dual(gram, cross_dot_self, margin, default_ridge(gram, self_grad.dtype) if ridge is None else ridge)
