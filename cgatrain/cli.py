@@ -185,6 +185,7 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
         return _refuse(env, str(error))
     if env.rank == 0:
         lifecycle_cli.save_config(container, run_dir)
+        lifecycle_cli.keep_first_overrides(container, run_dir)  # a no-op without Hydra's .hydra record (torchrun)
         _warn_capacity(container, run_dir, env.local_world_size)
     if env.launcher == "slurm":
         os.environ.setdefault("MASTER_ADDR", str(env.master_addr))
