@@ -74,10 +74,10 @@ def final_status(run_dir: Path) -> str | None:
     from cgatrain.reporting.schema import load_summary
 
     try:
-        status = load_summary(run_dir).status
+        summary = load_summary(run_dir)  # None when the agents were killed before writing one
     except (OSError, ValueError):
         return None
-    return status if status in ("completed", "diverged") else None
+    return summary.status if summary is not None and summary.status in ("completed", "diverged") else None
 
 
 def _epochs(count: int) -> str:

@@ -368,6 +368,20 @@ def test_ctrl_c_before_the_agents_are_up_exits_130_without_a_traceback(tmp_path:
     assert not (run_dir / "summary.json").exists() or summary(run_dir)["status"] == "interrupted"
 
 
+def test_a_stop_before_any_summary_is_recorded_as_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agents killed before they wrote summary.json (a second Ctrl-C): the parent writes the interrupted record."""
+    from cgatrain import cli, launcher
+    from cgatrain.compose import compose_config
+    from cgatrain.reporting.schema import load_summary
+
+    monkeypatch.setattr(launcher, "spawn_agents", lambda cfg, run_dir: "SIGINT")
+    with pytest.raises(SystemExit) as stopped:
+        cli.run_job(compose_config(["train.epochs=1"]), tmp_path / "run")
+    assert stopped.value.code == 130
+    summary = load_summary(tmp_path / "run")
+    assert summary is not None and summary.status == "interrupted" and summary.extra["stopped_by"] == "SIGINT"
+
+
 @pytest.mark.parametrize("status", ["completed", "diverged"])
 def test_a_stop_signal_after_the_last_step_leaves_the_runs_own_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                       capsys: pytest.CaptureFixture[str], status: str) -> None:
