@@ -94,6 +94,9 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     ended = lifecycle_cli.final_status(run_dir) if stopped_by else None
     if ended:  # the signal came after the last step (final evaluation, checkpoint): the run's own record stands
         print_status(run_dir)
+        requeue = stopped_by == lifecycle_cli.lifecycle.REQUEUE_SIGNAL.name
+        if requeue and sweep_group is None:
+            return True  # a finished single run: exit 0, so a batch script does not requeue it for nothing
         print(f"{stopped_by} came after the run's last step: it {ended}; stopping here", file=sys.stderr, flush=True)
         raise SystemExit(lifecycle_cli.lifecycle.exit_code(stopped_by))  # a sweep still stops: main() tables its jobs
     if stopped_by:

@@ -403,3 +403,10 @@ def test_a_stop_signal_after_the_last_step_leaves_the_runs_own_record(tmp_path: 
     assert summary.status == status and summary.epochs_completed == 1 and "stopped_by" not in summary.extra
     err = capsys.readouterr().err
     assert f"SIGINT came after the run's last step: it {status}; stopping here" in err and "continue with" not in err
+    # Slurm's SIGUSR1 after a single run's last step: exit 0, so the batch script does not requeue a finished run;
+    # in a sweep, exit 75 requeues the sweep's remaining jobs.
+    monkeypatch.setattr(launcher, "spawn_agents", lambda cfg, run_dir: (finished_then_signalled(cfg, run_dir), "SIGUSR1")[1])
+    assert cli.run_job(compose_config(["train.epochs=1"]), tmp_path / "single") is True
+    with pytest.raises(SystemExit) as requeued:
+        cli.run_job(compose_config(["train.epochs=1"]), tmp_path / "job", sweep_group="multirun/x")
+    assert requeued.value.code == 75 and load_summary(tmp_path / "job").status == status
