@@ -352,21 +352,21 @@ def build_topology(cfg: Mapping[str, Any], num_agents: int, seed: int = 0) -> To
 
     unknown = set(config) - SCHEDULE_KEYS
     if unknown:
-        raise TopologyError(f"schedule: unknown key(s) {sorted(unknown)}; allowed: {sorted(SCHEDULE_KEYS)}")
+        raise TopologyError(f"topology: unknown key(s) {sorted(unknown)} beside a schedule; allowed: {sorted(SCHEDULE_KEYS)}")
     schedule = config["schedule"]
     if not isinstance(schedule, list) or not schedule:
-        raise TopologyError("schedule: 'schedule' must be a non-empty list of graph specs")
+        raise TopologyError("topology.schedule must be a non-empty list of graph specs")
     switch_every = config.get("switch_every", 1)
     if isinstance(switch_every, bool) or not isinstance(switch_every, int) or switch_every < 1:
-        raise TopologyError(f"schedule: switch_every must be an integer >= 1, got {switch_every!r}")
+        raise TopologyError(f"topology.switch_every must be an integer >= 1, got {switch_every!r}")
     switch_unit = config.get("switch_unit", "step")
     if switch_unit not in SWITCH_UNITS:
-        raise TopologyError(f"schedule: switch_unit must be one of {SWITCH_UNITS}, got {switch_unit!r}")
+        raise TopologyError(f"topology.switch_unit must be one of {SWITCH_UNITS}, got {switch_unit!r}")
     default_weights = config.get("weights") or "uniform"
     entries = []
     for index, spec in enumerate(schedule):
         if isinstance(spec, dict) and "schedule" in spec:
-            raise TopologyError(f"schedule[{index}]: nested schedules are not supported")
+            raise TopologyError(f"topology.schedule[{index}]: nested schedules are not supported")
         kind = spec.get("graph") if isinstance(spec, dict) else None
         name = spec.get("name") if isinstance(spec, dict) else None
         label = f"schedule[{index}] {name} ({kind})" if name else f"schedule[{index}] {kind}"
