@@ -365,3 +365,18 @@ def test_accepts_omegaconf_configs() -> None:
     topology = build_topology(cfg, 3)
     assert not topology.directed
     topology.validate("doubly")
+
+
+def test_a_schedule_of_fixed_graphs_reports_the_mixing_of_one_period() -> None:
+    """Two matchings, each disconnected (spectral gap 0), mix over a period: the banner says by how much."""
+    pairs = {"schedule": [{"graph": "custom", "edges": [[0, 1], [1, 0], [2, 3], [3, 2]]},
+                          {"graph": "custom", "edges": [[1, 2], [2, 1], [3, 0], [0, 3]]}], "switch_every": 2, "switch_unit": "step"}
+    topology = build_topology(pairs, 4)
+    W0, W1 = topology.mixing_matrix(0, 0), topology.mixing_matrix(2, 0)
+    product = W1 @ W1 @ W0 @ W0
+    expected = 1 - np.sort(np.abs(np.linalg.eigvals(product)))[::-1][1]
+    lines = topology.describe().splitlines()
+    assert "spectral gap 0.0000" in lines[1] and lines[-1] == f"  one period (4 steps): spectral gap of the product of its mixing matrices {expected:.4f}"
+    assert expected > 0.4
+    assert "one period" not in build_topology({**pairs, "switch_unit": "epoch"}, 4).describe()  # steps per epoch unknown here
+    assert "one period" not in topology.describe(weights=False)

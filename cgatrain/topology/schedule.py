@@ -294,7 +294,21 @@ class Topology:
         lines = [header + ("" if self.time_varying else ", static")]
         for index, entry in enumerate(self._entries):
             lines.append(f"  [{index}] {entry.label}: " + self._describe_entry(entry, weights))
-        return "\n".join(lines)
+        period = self._period_line() if weights else None
+        return "\n".join([*lines, *([period] if period else [])])
+
+    def _period_line(self) -> str | None:
+        """The mixing of one period of a schedule of fixed graphs switched per step: a graph disconnected on
+        its own has spectral gap 0, but the product over the period is what contracts."""
+        if not self._is_schedule or self.switch_unit != "step" or any(e.static_adjacency is None for e in self._entries):
+            return None
+        product = np.eye(self.num_agents)
+        for entry in self._entries:
+            product = np.linalg.matrix_power(entry.mixing(0, self.seed), self.switch_every) @ product
+        if stochasticity_label(product) == "none":
+            return None
+        steps = len(self._entries) * self.switch_every
+        return f"  one period ({steps} steps): spectral gap of the product of its mixing matrices {spectral_gap(product):.4f}"
 
     def _describe_entry(self, entry: _GraphEntry, weights: bool) -> str:
         if entry.static_adjacency is None:
