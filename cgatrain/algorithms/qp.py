@@ -116,8 +116,7 @@ def project_gradient(
     if self_grad.dim() != 1 or cross_grads.dim() != 2 or cross_grads.shape[1] != self_grad.shape[0]:
         shapes = f"{tuple(self_grad.shape)} and {tuple(cross_grads.shape)}"
         raise ValueError(f"expected self_grad (d,) and cross_grads (m, d), got {shapes}")
-    if margin < 0 or (ridge is not None and ridge < 0):
-        raise ValueError(f"margin and ridge must be >= 0, got {margin} and {ridge}")
+    _check_bounds(margin, ridge)
     if cross_grads.shape[0] == 0:
         return Projection(self_grad.clone(), np.zeros(0), False)  # clone: callers may update the direction in place
     cross_dot_self, gram = _products_on_host(self_grad, cross_grads, with_gram=self_grad.is_cuda)
@@ -150,14 +149,17 @@ def _project_with(self_grad: torch.Tensor, cross_grads: torch.Tensor, cross_dot_
     return Projection(torch.addmv(self_grad, cross_grads.T, dual_tensor), dual, True)
 
 
+def _check_bounds(margin: float, ridge: float | None) -> None:
+    if margin < 0 or (ridge is not None and ridge < 0):
+        raise ValueError(f"margin and ridge must be >= 0, got {margin} and {ridge}")
+
+
 def _products_on_host(self_grad: torch.Tensor, cross_grads: torch.Tensor, with_gram: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """G g in float64 on the host, and G G^T too when `with_gram` (one GPU-to-host copy instead of two:
     each waits for the GPU); on CPUs the Gram matrix waits until the solver needs it."""
     if not with_gram:
         return (cross_grads @ self_grad).double().cpu().numpy(), None
-    m = cross_grads.shape[0]
-    both = torch.cat([cross_grads @ self_grad, (cross_grads @ cross_grads.T).reshape(-1)]).double().cpu().numpy()
-    return both[:m], both[m:].reshape(m, m)
+    return _sliced_products_on_host(self_grad, cross_grads, [(0, self_grad.shape[0])])[0]
 
 
 def project_per_tensor(
@@ -182,8 +184,7 @@ def project_per_tensor(
     d = self_grad.shape[0]
     if len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != d or any(b < a for a, b in zip(offsets, offsets[1:])):
         raise ValueError(f"boundaries must rise from 0 to {d}, got {offsets}")
-    if margin < 0 or (ridge is not None and ridge < 0):
-        raise ValueError(f"margin and ridge must be >= 0, got {margin} and {ridge}")
+    _check_bounds(margin, ridge)
     slices = list(zip(offsets, offsets[1:]))
     if cross_grads.shape[0] == 0 or not self_grad.is_cuda:
         projections = [project_gradient(self_grad[a:b], cross_grads[:, a:b], margin, ridge) for a, b in slices]
