@@ -68,6 +68,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     from cgatrain.config import ConfigError, validate
     from cgatrain.launcher import AgentFailure, spawn_agents
     from cgatrain.reporting.wandb_run import name_the_run
+    from cgatrain.train import lifecycle
 
     container = _to_container(cfg)
     name_the_run(container, run_dir, sweep_group, overrides or [])
@@ -94,11 +95,11 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     ended = lifecycle_cli.final_status(run_dir) if stopped_by else None
     if ended:  # the signal came after the last step (final evaluation, checkpoint): the run's own record stands
         print_status(run_dir)
-        requeue = stopped_by == lifecycle_cli.lifecycle.REQUEUE_SIGNAL.name
+        requeue = stopped_by == lifecycle.REQUEUE_SIGNAL.name
         if requeue and sweep_group is None:
             return True  # a finished single run: exit 0, so a batch script does not requeue it for nothing
         print(f"{stopped_by} came after the run's last step: it {ended}; stopping here", file=sys.stderr, flush=True)
-        raise SystemExit(lifecycle_cli.lifecycle.exit_code(stopped_by))  # a sweep still stops: main() tables its jobs
+        raise SystemExit(lifecycle.exit_code(stopped_by))  # a sweep still stops: main() tables its jobs
     if stopped_by:
         code = lifecycle_cli.report_interrupted(run_dir, stopped_by, container)
         raise SystemExit(code)  # a sweep stops with it: main() tables its jobs and prints how to continue
