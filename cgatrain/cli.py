@@ -32,19 +32,19 @@ def _to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def _record_failure(run_dir: Path, status: str, message: str, cfg: dict[str, Any], config_refused: bool = False) -> None:
+def _record_failure(run_dir: Path, message: str, cfg: dict[str, Any], config_refused: bool = False) -> None:
+    from cgatrain import lifecycle_cli
     from cgatrain.reporting import append_log
-    from cgatrain.reporting.schema import RunSummary, load_summary, write_summary
+    from cgatrain.reporting.schema import load_summary, write_summary
     from cgatrain.resume import saved_run_dir
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    saved = load_summary(run_dir) if config_refused and cfg.get("resume") and saved_run_dir(str(cfg["resume"])) == run_dir.resolve() else None
-    if saved is not None:  # a refused resume into the run's own directory: its record stays, with the refusal beside it
-        saved.extra["refused"] = message
-        write_summary(run_dir, saved)
-    else:
-        write_summary(run_dir, RunSummary(status=status, error=message, algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir)))
     FAILED_JOBS.append(str(run_dir))
+    saved = load_summary(run_dir) if config_refused and cfg.get("resume") and saved_run_dir(str(cfg["resume"])) == run_dir.resolve() else None
+    if saved is None:
+        lifecycle_cli.report_failed(run_dir, message, cfg)
+        return
+    saved.extra["refused"] = message  # a refused resume into the run's own directory: its record stays, with the refusal beside it
+    write_summary(run_dir, saved)
     print(f"error: {message}\nrun files: {run_dir}", file=sys.stderr, flush=True)
     append_log(run_dir, f"error: {message}")
 
@@ -78,7 +78,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
             return True  # auto-resume found this job already completed (a requeued sweep)
         validate(container)
     except ConfigError as error:
-        _record_failure(run_dir, "failed", str(error), container, config_refused=True)
+        _record_failure(run_dir, str(error), container, config_refused=True)
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
     lifecycle_cli.save_config(container, run_dir)  # atomic: a kill never leaves a torn config.yaml to resume from
@@ -88,7 +88,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     try:
         stopped_by = spawn_agents(container, run_dir)
     except AgentFailure as error:
-        _record_failure(run_dir, "failed", f"run failed: {error}", container)
+        _record_failure(run_dir, f"run failed: {error}", container)
         return False
     from cgatrain.reporting.status_line import print_status
 
@@ -125,8 +125,9 @@ def _hydra_main() -> None:
         group = str(hydra_cfg.sweep.dir)[-128:] if hydra_cfg.mode == RunMode.MULTIRUN else None
         env = detect_launch_env()
         if env is not None:  # a job of hydra/launcher=submitit_slurm: srun started one task per agent
-            code = _run_as_agent(env, cfg, Path(hydra_cfg.runtime.output_dir), True, group, list(hydra_cfg.overrides.task))
-            if code:
+            code = _run_as_agent(env, cfg, Path(hydra_cfg.runtime.output_dir), True, group, list(hydra_cfg.overrides.task),
+                                 record_refusal=True)
+            if code not in (0, 1, 2):  # a signal stopped it: the sweep stops too (1 and 2 are in the job's summary.json)
                 raise RuntimeError(f"agent {env.rank} of {Path(hydra_cfg.runtime.output_dir)} ended with exit code {code}")
             return
         # A failed job's summary.json says so; the sweep's summary reads it, whichever process ran the job.
@@ -164,12 +165,16 @@ def _refuse(env: LaunchEnv, message: str) -> int:
 
 
 def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: bool,
-                  sweep_group: str | None = None, overrides: list[str] | None = None) -> int:
-    """This process is agent `env.rank` of a launcher's world (torchrun, srun, a submitit Slurm job)."""
+                  sweep_group: str | None = None, overrides: list[str] | None = None, record_refusal: bool = False) -> int:
+    """This process is agent `env.rank` of a launcher's world (torchrun, srun, a submitit Slurm job).
+
+    Returns the exit status: 1 after a failure, whose summary.json says so; 2 for a refused config,
+    recorded in summary.json only with `record_refusal` (a sweep's job, which its table reads).
+    """
     from cgatrain import lifecycle_cli
     from cgatrain.comm.rendezvous import RendezvousError
     from cgatrain.config import ConfigError, validate
-    from cgatrain.launcher import run_agent
+    from cgatrain.launcher import error_line, run_agent
     from cgatrain.reporting.wandb_run import name_the_run
 
     with open_dict(cfg):
@@ -186,8 +191,12 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
             return 0
         validate(container, local_agents=env.local_world_size)
     except ConfigError as error:
+        if record_refusal and env.rank == 0:
+            _record_failure(run_dir, str(error), container, config_refused=True)
+            return 2
         return _refuse(env, str(error))
     if env.rank == 0:
+        lifecycle_cli.clear_summary(run_dir)  # an earlier attempt's record must not pass for this one's
         lifecycle_cli.save_config(container, run_dir)
         lifecycle_cli.keep_first_overrides(container, run_dir)  # a no-op without Hydra's .hydra record (torchrun)
         _warn_capacity(container, run_dir, env.local_world_size)
@@ -198,6 +207,9 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
         status = run_agent(container, run_dir, env.rank, env.world_size, env.local_rank, env.local_world_size)
     except RendezvousError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # run_agent printed the traceback; no parent here writes the record, so this agent does
+        lifecycle_cli.report_failed(run_dir, f"run failed: agent {env.rank} failed: {error_line(error)}", container)
         return 1
     if status == "interrupted":
         return lifecycle_cli.report_interrupted(run_dir, None, container, quiet=env.rank != 0)

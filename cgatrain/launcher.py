@@ -25,7 +25,7 @@ from cgatrain.registry import import_exported_plugins
 from cgatrain.supervisor import HANDLED_SIGNALS, AgentFailure, Supervisor
 from cgatrain.train import lifecycle
 
-__all__ = ["AgentFailure", "run_agent", "spawn_agents"]
+__all__ = ["AgentFailure", "error_line", "run_agent", "spawn_agents"]
 
 
 def run_agent(
@@ -58,7 +58,7 @@ def run_agent(
         trainer.setup()
         status = trainer.fit()
     except Exception as error:
-        last_line = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+        last_line = error_line(error)
         blame = lifecycle.describe_stalled(store, world_size, exclude=rank) if parent_pid is None else None
         print(f"agent {rank} failed:\n{traceback.format_exc()}" + (f"\nagent {rank}: {blame}" if blame else ""), file=sys.stderr, flush=True)
         _publish_error(store, rank, last_line)
@@ -73,6 +73,12 @@ def run_agent(
     finally:
         life.stop_liveness()
         teardown_comm()
+
+
+def error_line(error: BaseException) -> str:
+    """The error's type and the last line of its message: what names it in summaries and the store."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[-1] if text else ''}"
 
 
 def _publish_error(store: dist.Store, rank: int, message: str) -> None:

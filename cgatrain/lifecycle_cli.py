@@ -1,5 +1,6 @@
 """The `cgatrain` command's side of a run's lifecycle: resume preparation before spawn, and the
-report after a signal stopped the run (summary.json with status `interrupted`, one-line resume hint)."""
+report after a signal stopped the run or an agent failed (summary.json with status `interrupted` or
+`failed`, the last checkpoint, a one-line resume hint)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,24 @@ def report_interrupted(run_dir: Path, stopped_by: str | None, cfg: dict[str, Any
         what = "checkpointed for requeue" if stopped_by == lifecycle.REQUEUE_SIGNAL.name else "interrupted"
         print(f"{what} by {stopped_by} after {_epochs(summary.epochs_completed) if summary else '? complete epochs'}; {lifecycle.resume_hint(run_dir)}", file=sys.stderr, flush=True)
     return lifecycle.exit_code(stopped_by or "SIGTERM")
+
+
+def report_failed(run_dir: Path, message: str, cfg: dict[str, Any]) -> None:
+    """Write summary.json `failed` with the error, the epochs checkpointed and how to resume; print both.
+
+    Under torchrun or srun every agent that saw the failure calls this (no parent process): each writes
+    the same record but for its own view of the error, atomically, so one of them stands.
+    """
+    from cgatrain.reporting import append_log
+    from cgatrain.reporting.schema import RunSummary, write_summary
+
+    summary = RunSummary(status="failed", error=message, algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir),
+                         epochs_completed=_checkpointed_epochs(run_dir))
+    saved = lifecycle.last_checkpoint(run_dir)
+    if saved is not None:  # nothing is lost: a resume goes on from the last complete checkpoint
+        summary.extra.update({"checkpoint": str(saved), "resume": lifecycle.resume_hint(run_dir)})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_summary(run_dir, summary)
+    where = f"after {_epochs(summary.epochs_completed)}; {lifecycle.resume_hint(run_dir)}" if saved else f"run files: {run_dir}"
+    print(f"error: {message}\n{where}", file=sys.stderr, flush=True)
+    append_log(run_dir, f"error: {message}")

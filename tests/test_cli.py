@@ -64,7 +64,7 @@ def test_run_writes_files_and_resume_matches_uninterrupted_run(tmp_path: Path) -
 
 def test_killed_agent_fails_the_run_naming_it(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    args = ["agents=3", "algorithm=dpsgd", *TINY, "train.epochs=100000", "checkpoint.enabled=false", f"hydra.run.dir={run_dir}"]
+    args = ["agents=3", "algorithm=dpsgd", *TINY, "train.epochs=100000", f"hydra.run.dir={run_dir}"]
     process = subprocess.Popen([sys.executable, "-m", "cgatrain", *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -78,7 +78,39 @@ def test_killed_agent_fails_the_run_naming_it(tmp_path: Path) -> None:
         process.kill()
     assert process.returncode != 0
     assert "agent 1" in stderr and "SIGKILL" in stderr, stderr[-2000:]
-    assert summary(run_dir)["status"] == "failed"
+    record = summary(run_dir)
+    assert record["status"] == "failed"
+    # Nothing is lost: the record and the message say where the last checkpoint is and how to go on from it.
+    assert record["epochs_completed"] >= 1 and record["checkpoint"].endswith(f"epoch_{record['epochs_completed']:04d}")
+    assert f"continue with: cgatrain resume={run_dir}" in stderr and record["resume"] in stderr
+
+
+def test_an_agent_killed_under_srun_leaves_a_failed_record_with_its_checkpoint(tmp_path: Path) -> None:
+    port, run_dir = str(_free_port()), tmp_path / "outputs" / "slurm" / "4343.0"
+    processes = []
+    for rank in range(3):
+        env = {**os.environ, "SLURM_PROCID": str(rank), "SLURM_NTASKS": "3", "SLURM_LOCALID": str(rank), "SLURM_STEP_ID": "0",
+               "SLURM_JOB_ID": "4343", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": port}
+        args = [sys.executable, "-m", "cgatrain", "algorithm=dpsgd", *TINY, "train.epochs=100000"]
+        processes.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        deadline = time.monotonic() + 90
+        while not (run_dir / "checkpoints" / "latest.json").exists():
+            assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "the run never got going"
+            time.sleep(0.2)
+        processes[1].kill()  # rank 0 hosts the store: the others lose a neighbour, not the rendezvous
+        outputs = [process.communicate(timeout=90) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    survivors = [processes[0], processes[2]]
+    assert [p.returncode for p in survivors] == [1, 1], [out[1][-1500:] for out in outputs]
+    for _stdout, stderr in (outputs[0], outputs[2]):
+        assert stderr.count("Traceback (most recent call last)") <= 2, stderr  # run_agent's, with its cause; not again from main()
+        assert "error: run failed: agent " in stderr and "continue with: the same slurm command plus resume=" in stderr, stderr[-1500:]
+    record = summary(run_dir)
+    assert record["status"] == "failed" and record["error"].startswith("run failed: agent "), record
+    assert record["epochs_completed"] >= 1 and (tmp_path / record["checkpoint"]).is_dir()  # relative, as the run dir is
 
 
 def corrupt_mnist(root: Path) -> Path:

@@ -270,11 +270,11 @@ def test_a_refused_resume_into_the_runs_own_directory_keeps_its_record(tmp_path:
     run.mkdir()
     (run / "config.yaml").write_text("agents: 2\n")
     write_summary(run, RunSummary(status="interrupted", epochs_completed=3))
-    cli._record_failure(run, "failed", "invalid config: refused", {"resume": str(run)}, config_refused=True)
+    cli._record_failure(run, "invalid config: refused", {"resume": str(run)}, config_refused=True)
     kept = load_summary(run)
     assert kept.status == "interrupted" and kept.epochs_completed == 3 and cli.FAILED_JOBS[-1] == str(run)
     assert kept.extra["refused"] == "invalid config: refused"  # beside the record, for the sweep's table
-    cli._record_failure(tmp_path / "new", "failed", "invalid config: refused", {"resume": str(run)}, config_refused=True)
+    cli._record_failure(tmp_path / "new", "invalid config: refused", {"resume": str(run)}, config_refused=True)
     assert load_summary(tmp_path / "new").status == "failed"
     cli.FAILED_JOBS.clear()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -152,7 +153,7 @@ def _upgrade_summary(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_json(path: Path, content: Mapping[str, Any]) -> None:
     """Write a JSON file atomically, NaN and Inf as null."""
-    partial = path.with_suffix(path.suffix + ".partial")
+    partial = path.with_suffix(f"{path.suffix}.{os.getpid()}.partial")  # agents that fail together may all write it
     partial.write_text(json.dumps({k: _finite(v) for k, v in content.items()}, indent=2) + "\n")
     partial.replace(path)
 
