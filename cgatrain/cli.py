@@ -252,6 +252,9 @@ def main() -> None:
         sys.exit(2)
     register_resolvers()
     from cgatrain.resume import force_saved_keys
+    from cgatrain.train.lifecycle import name_the_command
+
+    name_the_command(sys.argv[0])  # resume hints name `python run.py` when a user's script registered plugins
 
     sys.argv[1:] = force_saved_keys(sys.argv[1:])  # a resumed run's own options compose over today's defaults
     env = detect_launch_env()

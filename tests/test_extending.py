@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -185,6 +187,28 @@ def test_a_user_runs_the_example_with_run_py_and_config_dir(tmp_path: Path) -> N
     assert refused.returncode == 2, refused.stderr
     assert "algorithm 'lazy_dpsgd' has no option(s) ['decay']" in refused.stderr
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.multiproc
+@pytest.mark.timeout(180)
+def test_a_stopped_run_of_the_users_script_says_to_resume_it_with_that_script(tmp_path: Path) -> None:
+    """`cgatrain resume=RUN` would not know the script's plugins: the hint, and summary.json, name `python run.py`."""
+    script, run_dir = EXAMPLE / "run.py", tmp_path / "run"
+    command = [sys.executable, str(script), "--config-dir", str(CONF), "experiment=blobs_line", "train.epochs=100000",
+               "train.steps_per_epoch=2", "train.progress_bar=false", "comm.timeout_s=60", f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints" / "latest.json").exists():
+            assert time.monotonic() < deadline and process.poll() is None, "the run never got going"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr[-2000:]
+    expected = f"continue with: python {script} resume={run_dir}"
+    assert expected in stderr and load_summary(run_dir).extra["resume"].endswith(expected), stderr[-2000:]
 
 
 @pytest.mark.multiproc

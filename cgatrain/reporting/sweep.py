@@ -19,6 +19,7 @@ import yaml
 from hydra.experimental.callback import Callback
 
 from cgatrain.reporting.schema import RunSummary, load_summary
+from cgatrain.train.lifecycle import program
 
 # The directories of the last sweep's failed jobs: the command exits non-zero when there are any.
 FAILED_JOB_DIRS: list[str] = []
@@ -202,7 +203,3 @@ def continuation(sweep_dir: Path, argv: Sequence[str]) -> str:
         added.append(f"{exclude}[{','.join(dict.fromkeys([*keys, 'resume']))}]")
     return "to continue the whole sweep: " + shlex.join([*program(argv[0]), *kept, *added])
 
-
-def program(argv0: str) -> list[str]:
-    """`cgatrain`, or the user's own script (`python run.py`) that registers plugins before calling cgatrain."""
-    return ["cgatrain"] if Path(argv0).stem in ("cgatrain", "__main__", "entry") else ["python", argv0]

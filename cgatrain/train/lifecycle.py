@@ -12,6 +12,7 @@ import datetime
 import json
 import math
 import os
+import shlex
 import signal
 import threading
 import time
@@ -27,6 +28,7 @@ REQUEUE_SIGNAL = signal.SIGUSR1
 EXIT_REQUEUE = 75  # EX_TEMPFAIL: stopped on purpose, resumable
 ALIVE_KEY = "cgatrain/alive/{rank}"
 ERROR_KEY = "cgatrain/error/{rank}"
+COMMAND_VARIABLE = "CGATRAIN_COMMAND"  # `python run.py` when a user's script runs cgatrain
 BEAT_SECONDS = 1.0
 STALE_SECONDS = 5.0  # several missed beats: the process is not running (stopped, frozen, gone)
 
@@ -164,13 +166,24 @@ def last_checkpoint(run_dir: Path) -> Path | None:
         return None
 
 
+def program(argv0: str) -> list[str]:
+    """`cgatrain`, or the user's own script (`python run.py`) that registers plugins before calling cgatrain."""
+    return ["cgatrain"] if Path(argv0).stem in ("cgatrain", "__main__", "entry") else ["python", argv0]
+
+
+def name_the_command(argv0: str) -> None:
+    """Tell this process and the agents it starts how the user ran cgatrain, for the resume hints they print."""
+    os.environ[COMMAND_VARIABLE] = shlex.join(program(argv0))
+
+
 def resume_hint(run_dir: Path) -> str:
     """One line telling the user how to go on from where the run stopped."""
     saved = last_checkpoint(run_dir)
     if saved is None:
         return f"no checkpoint was written, so nothing to resume; run files: {run_dir}"
     env = detect_launch_env()
-    how = f"cgatrain resume={run_dir}" if env is None else f"the same {env.launcher} command plus resume={run_dir}"
+    command = os.environ.get(COMMAND_VARIABLE, "cgatrain")
+    how = f"{command} resume={run_dir}" if env is None else f"the same {env.launcher} command plus resume={run_dir}"
     return f"last checkpoint: {saved} -- continue with: {how}"
 
 
