@@ -182,6 +182,7 @@ def test_a_user_runs_the_example_with_run_py_and_config_dir(tmp_path: Path) -> N
     assert summary.status == "completed" and summary.epochs_completed == 1
     assert set(summary.bytes_sent_by_round) == {"model"}
     assert summary.compression_factor == pytest.approx(2.0)  # halfprec: 2 bytes on the wire per 4-byte float
+    assert summary.compressor == "halfprec" and "lazy_dpsgd with compressor halfprec |" in run.stdout  # the preset chose it
 
     refused = subprocess.run([*command, "+algorithm.decay=0.1", f"hydra.run.dir={tmp_path}/refused"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2, refused.stderr

@@ -45,3 +45,12 @@ def test_a_run_that_diverged_in_its_first_epoch_reports_what_it_sent(tmp_path: P
     summary = run_summary("diverged", "dpsgd", 2, [], 0, 50, table, {"model": 7000}, 2.0, tmp_path, steps_done=10)
     assert summary.mb_sent_per_agent == 0.008 and summary.mb_sent_per_agent_min == 0.007 and summary.mb_sent_per_agent_max == 0.009
     assert summary.bytes_sent_per_step == 800.0 and summary.epochs_completed == 0  # over the 10 steps it took, not an epoch
+
+
+def test_the_compressor_label_names_the_resolved_compressor_and_its_options() -> None:
+    from cgatrain.algorithms import get_algorithm, resolve_compressor
+    from cgatrain.train.banner import compressor_label
+
+    assert compressor_label(resolve_compressor({"name": "auto"}, get_algorithm("compcga"))) == "sign"
+    assert compressor_label({"name": "topk", "fraction": 0.01}) == "topk (fraction=0.01)"
+    assert compressor_label({"name": "qsgd", "bits": 4, "seed": None}) == "qsgd (bits=4)"

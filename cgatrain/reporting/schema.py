@@ -127,6 +127,7 @@ class RunSummary(_Flat):
     bytes_sent_per_step: float | None = None  # mean over agents
     bytes_sent_by_round: dict[str, int] = field(default_factory=dict)  # rank 0's bytes per named round
     compression_factor: float | None = None  # uncompressed bytes of the same rounds / bytes sent, all agents
+    compressor: str | None = None  # the compressor it ran with, `auto` resolved (`topk (fraction=0.01)`); null: uncompressed
     wall_seconds: float | None = None
     seconds_per_epoch: float | None = None
     run_dir: str | None = None

@@ -22,11 +22,18 @@ def topology_line(algorithm: type[Algorithm], hparams: Mapping[str, Any], topolo
     return topology.describe(weights=False) + f"\n  mixing weights: not used ({name}: {ignored})"
 
 
+def compressor_label(resolved: Mapping[str, Any]) -> str:
+    """`topk (fraction=0.01)`: the compressor an algorithm runs with, `compressor=auto` resolved."""
+    options = ", ".join(f"{key}={value}" for key, value in resolved.items() if key != "name" and value is not None)
+    return f"{resolved['name']} ({options})" if options else str(resolved["name"])
+
+
 def run_banner(cfg: Mapping[str, Any], world_size: int, data_line: str, model_numel: int, steps: int,
-               wire: str, topology: str, run_dir: Path) -> str:
-    """The run's first lines: algorithm, agents, data, model, steps per epoch, wire, topology, run dir."""
+               wire: str, topology: str, run_dir: Path, compressor: str | None = None) -> str:
+    """The run's first lines: algorithm (and its compressor), agents, data, model, steps per epoch, wire, topology, run dir."""
+    algorithm = cfg["algorithm"]["name"] + (f" with compressor {compressor}" if compressor else "")
     return (
-        f"cgatrain: {cfg['algorithm']['name']} | {world_size} agents | data {data_line} split {cfg['partition']['name']} | "
+        f"cgatrain: {algorithm} | {world_size} agents | data {data_line} split {cfg['partition']['name']} | "
         f"model {cfg['model']['name']} ({model_numel:,} params) | {steps} steps/epoch | {wire}\n"
         f"{topology}\nrun dir: {run_dir}"
     )

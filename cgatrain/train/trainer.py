@@ -23,7 +23,7 @@ from cgatrain.reporting import Reporter, write_json
 from cgatrain.reporting.schema import EpochRecord, load_metrics
 from cgatrain.topology import build_topology
 from cgatrain.train import lifecycle, metrics, rng
-from cgatrain.train.banner import run_banner, topology_line
+from cgatrain.train.banner import compressor_label, run_banner, topology_line
 from cgatrain.train.generalization import train_accuracy_scores
 from cgatrain.train.schedule import learning_rate_at
 from cgatrain.train.step_clock import StepClock
@@ -65,6 +65,8 @@ class Trainer:
         self.exchange = NeighborExchange(rank, world_size, device, str(cfg["comm"].get("staging", "auto")))
         algorithm_class = get_algorithm(cfg["algorithm"]["name"])
         compressor = resolve_compressor(cfg.get("compressor"), algorithm_class)
+        # What `compressor=auto` meant for this run, in its banner and summary.json (None: it sends uncompressed).
+        self.compressor = compressor_label(compressor) if algorithm_class.uses_compressor else None
         context = AgentContext(rank, world_size, self.model, self.objective, self.topology, self.exchange, compressor,
                                seed=int(cfg["seed"]), samples=len(shards[rank]), steps_per_epoch=self.steps)
         self.algorithm = algorithm_class(context, cfg["algorithm"])
@@ -96,7 +98,8 @@ class Trainer:
     def _banner(self) -> str:
         data = f"{self.data.name} ({len(self.data.train_y)} train / {len(self.data.test_y)} test)"
         topology = topology_line(type(self.algorithm), self.cfg["algorithm"], self.topology)
-        return run_banner(self.cfg, self.world_size, data, self.model.numel, self.steps, self.exchange.wire.describe(), topology, self.run_dir)
+        return run_banner(self.cfg, self.world_size, data, self.model.numel, self.steps, self.exchange.wire.describe(), topology, self.run_dir,
+                          self.compressor)
 
     def _resume(self, path: str) -> None:
         directory, epoch, saved_world = checkpoint.resolve_resume(path)
@@ -291,6 +294,7 @@ class Trainer:
         summary = run_summary(status, self.cfg["algorithm"]["name"], self.world_size, self.history, self.start_epoch,
                               self.steps, self.agent_table, rounds, seconds, self.run_dir,
                               self.lifecycle.steps if status != "completed" and self.lifecycle.steps else None)
+        summary.compressor = self.compressor
         if status == "interrupted":
             summary.extra.update(lifecycle.interrupted_fields(self.lifecycle.agreed, self.run_dir))
         self.reporter.finish(summary)
