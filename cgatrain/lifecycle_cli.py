@@ -8,10 +8,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cgatrain import resume
 from cgatrain.train import lifecycle
+
+if TYPE_CHECKING:
+    from cgatrain.reporting.schema import RunSummary
 
 
 def prepare_resume(cfg: dict[str, Any], run_dir: Path, overrides: list[str], world_size: int | None = None,
@@ -87,24 +90,42 @@ def _epochs(count: int) -> str:
 
 def report_interrupted(run_dir: Path, stopped_by: str | None, cfg: dict[str, Any], quiet: bool = False) -> int:
     """Make sure summary.json says `interrupted`, print one line on how to resume; return the exit status."""
-    from cgatrain.reporting.schema import RunSummary, load_summary, write_summary
+    from cgatrain.reporting.schema import load_summary, write_summary
 
     try:
         summary = load_summary(run_dir)
     except (OSError, ValueError):
         summary = None
     stopped_by = stopped_by or lifecycle.current().agreed or (summary.extra.get("stopped_by") if summary else None)
-    if (summary is None or summary.status != "interrupted") and not quiet:
-        # The agents were killed before they could write it (grace period over, or a second Ctrl-C).
-        summary = RunSummary(status="interrupted", algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir),
-                             epochs_completed=_checkpointed_epochs(run_dir))
+    killed = (summary is None or summary.status != "interrupted") and not quiet
+    if killed:  # the agents were killed before they could write it (grace period over, or a second Ctrl-C)
+        summary = _checkpointed_summary(run_dir, cfg, "interrupted")
         summary.extra.update(lifecycle.interrupted_fields(stopped_by, run_dir))
         run_dir.mkdir(parents=True, exist_ok=True)
         write_summary(run_dir, summary)
     if not quiet:
         what = "checkpointed for requeue" if stopped_by == lifecycle.REQUEUE_SIGNAL.name else "interrupted"
-        print(f"{what} by {stopped_by} after {_epochs(summary.epochs_completed) if summary else '? complete epochs'}; {lifecycle.resume_hint(run_dir)}", file=sys.stderr, flush=True)
+        how = " (its agents were killed before the stop's own checkpoint)" if killed else ""
+        print(f"{what} by {stopped_by}{how} after {_epochs(summary.epochs_completed) if summary else '? complete epochs'}; "
+              f"{lifecycle.resume_hint(run_dir)}", file=sys.stderr, flush=True)
     return lifecycle.exit_code(stopped_by or "SIGTERM")
+
+
+def _checkpointed_summary(run_dir: Path, cfg: dict[str, Any], status: str) -> RunSummary:
+    """The parent's record of a run its agents could not finish: the epochs the last checkpoint holds, that epoch's metrics."""
+    from cgatrain.reporting.schema import RunSummary, load_metrics
+
+    epochs = _checkpointed_epochs(run_dir)
+    summary = RunSummary(status=status, algorithm=cfg.get("algorithm", {}).get("name"), agents=cfg.get("agents"),
+                         run_dir=str(run_dir), epochs_completed=epochs)
+    rows = [row for row in load_metrics(run_dir) if row.epoch == epochs]
+    if rows:
+        for name in ("consensus_test_accuracy", "consensus_test_loss", "agent_test_accuracy_mean", "agent_test_accuracy_min",
+                     "agent_test_accuracy_max", "consensus_distance", "parameter_divergence", "mb_sent_per_agent",
+                     "mb_sent_per_agent_min", "mb_sent_per_agent_max"):
+            setattr(summary, name, getattr(rows[-1], name))
+        summary.final_train_loss = rows[-1].train_loss
+    return summary
 
 
 def report_failed(run_dir: Path, message: str, cfg: dict[str, Any]) -> None:
@@ -114,10 +135,10 @@ def report_failed(run_dir: Path, message: str, cfg: dict[str, Any]) -> None:
     the same record but for its own view of the error, atomically, so one of them stands.
     """
     from cgatrain.reporting import append_log
-    from cgatrain.reporting.schema import RunSummary, write_summary
+    from cgatrain.reporting.schema import write_summary
 
-    summary = RunSummary(status="failed", error=message, algorithm=cfg.get("algorithm", {}).get("name"), run_dir=str(run_dir),
-                         epochs_completed=_checkpointed_epochs(run_dir))
+    summary = _checkpointed_summary(run_dir, cfg, "failed")
+    summary.error = message
     saved = lifecycle.last_checkpoint(run_dir)
     if saved is not None:  # nothing is lost: a resume goes on from the last complete checkpoint
         summary.extra.update({"checkpoint": str(saved), "resume": lifecycle.resume_hint(run_dir)})

@@ -19,6 +19,9 @@ STOP_GRACE_SECONDS = 30.0
 LOST_EXIT_CODE = 255
 # Sent once more this long after the first forward, for an agent that was not listening yet.
 REFORWARD_SECONDS = 2.0
+# A second stop signal kills the agents only this long after the first: scancel, `timeout` and a batch script's
+# trap signal the whole process group and then the command itself, milliseconds apart, and mean one stop.
+REPEAT_SECONDS = 0.5
 HANDLED_SIGNALS = (*lifecycle.STOP_SIGNALS, lifecycle.REQUEUE_SIGNAL)
 
 
@@ -50,6 +53,8 @@ class Supervisor:
     def __init__(self, processes: Sequence[BaseProcess], store: Any, timeout_s: float, poll_seconds: float = 0.25) -> None:
         self.processes, self.store, self.timeout_s, self.poll = list(processes), store, timeout_s, poll_seconds
         self.signals: list[int] = []
+        self.first_stop_at: float | None = None
+        self.repeated_stop = False  # a stop signal again, REPEAT_SECONDS or more after the first
         self.forwarded_at: float | None = None
         self.reforwarded = False
         self.killed_on_purpose = False  # a second stop signal or the grace period ran out
@@ -57,6 +62,12 @@ class Supervisor:
 
     def on_signal(self, signum: int, _frame: Any) -> None:
         self.signals.append(signum)
+        if signum in lifecycle.STOP_SIGNALS:
+            now = time.monotonic()
+            if self.first_stop_at is None:
+                self.first_stop_at = now
+            elif now - self.first_stop_at >= REPEAT_SECONDS:
+                self.repeated_stop = True
 
     def run(self) -> str | None:
         previous = {s: signal.signal(s, self.on_signal) for s in HANDLED_SIGNALS}
@@ -127,8 +138,7 @@ class Supervisor:
             # An agent forked just before the first one ignored it (SIG_IGN until its handlers are in).
             self.reforwarded = True
             self._forward()
-        second_stop = sum(s in lifecycle.STOP_SIGNALS for s in self.signals) >= 2
-        if second_stop or time.monotonic() - self.forwarded_at > STOP_GRACE_SECONDS:
+        if self.repeated_stop or time.monotonic() - self.forwarded_at > STOP_GRACE_SECONDS:
             self.killed_on_purpose = True  # the run was stopped, not broken: the last checkpoint stands
             self.kill_all()
 

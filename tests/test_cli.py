@@ -68,7 +68,7 @@ def test_killed_agent_fails_the_run_naming_it(tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-m", "cgatrain", *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
-        while not (run_dir / "metrics.jsonl").exists():
+        while not (run_dir / "checkpoints" / "latest.json").exists():  # written after the epoch's metrics
             assert time.monotonic() < deadline and process.poll() is None, "the run never got going"
             time.sleep(0.2)
         victim = json.loads((run_dir / "agents.json").read_text())["agents"][1]["pid"]

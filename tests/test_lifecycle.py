@@ -307,6 +307,25 @@ def test_a_signal_to_the_whole_process_group_stops_cleanly(tmp_path: Path, stop:
     assert result["checkpoint"] and Path(result["checkpoint"]).is_dir()
 
 
+def test_a_group_signal_then_one_to_the_command_is_one_stop_with_a_checkpoint(tmp_path: Path) -> None:
+    """scancel and a batch script's trap, or `timeout`, signal the group and then cgatrain, milliseconds apart."""
+    run_dir = tmp_path / "run"
+    process = start([*ENDLESS, f"hydra.run.dir={run_dir}"], tmp_path, new_session=True)
+    pids = wait_for_training(process, run_dir)
+    os.kill(pids[2], signal.SIGSTOP)  # holds the others at their next exchange: the stop takes a while
+    os.killpg(process.pid, signal.SIGTERM)
+    time.sleep(0.05)
+    os.kill(process.pid, signal.SIGTERM)
+    time.sleep(1.5)
+    os.kill(pids[2], signal.SIGCONT)
+    _, stderr, _ = finish(process, timeout=40)
+    assert process.returncode == 143, stderr[-3000:]
+    assert_all_gone(pids)
+    result = summary(run_dir)
+    # Rank 0 wrote it after the agreed step's checkpoint: the agents were not killed by the second signal.
+    assert result["status"] == "interrupted" and result["agents"] == 3 and Path(result["checkpoint"]).is_dir(), result
+
+
 def test_a_second_ctrl_c_kills_the_agents_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     process = start([*ENDLESS, f"hydra.run.dir={run_dir}"], tmp_path, new_session=True)
