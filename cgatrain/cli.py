@@ -37,14 +37,18 @@ def _record_failure(run_dir: Path, message: str, cfg: dict[str, Any], config_ref
     from cgatrain.reporting import append_log
     from cgatrain.reporting.schema import load_summary, write_summary
     from cgatrain.resume import saved_run_dir
+    from cgatrain.train.lifecycle import last_checkpoint
 
     FAILED_JOBS.append(str(run_dir))
-    saved = load_summary(run_dir) if config_refused and cfg.get("resume") and saved_run_dir(str(cfg["resume"])) == run_dir.resolve() else None
-    if saved is None:
+    # A refused resume into the run's own directory, or a fresh start refused there: the earlier run's record stays.
+    earlier = config_refused and (saved_run_dir(str(cfg["resume"])) == run_dir.resolve() if cfg.get("resume") else last_checkpoint(run_dir) is not None)
+    if not earlier:
         lifecycle_cli.report_failed(run_dir, message, cfg)
         return
-    saved.extra["refused"] = message  # a refused resume into the run's own directory: its record stays, with the refusal beside it
-    write_summary(run_dir, saved)
+    saved = load_summary(run_dir)
+    if saved is not None:  # with the refusal beside it
+        saved.extra["refused"] = message
+        write_summary(run_dir, saved)
     print(f"error: {message}\nrun files: {run_dir}", file=sys.stderr, flush=True)
     append_log(run_dir, f"error: {message}")
 
@@ -84,7 +88,7 @@ def run_job(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None, over
     lifecycle_cli.save_config(container, run_dir)  # atomic: a kill never leaves a torn config.yaml to resume from
     lifecycle_cli.keep_first_overrides(container, run_dir)
     _warn_capacity(container, run_dir, int(container["agents"]))
-    lifecycle_cli.clear_summary(run_dir)
+    lifecycle_cli.clear_records(run_dir, container)
     try:
         stopped_by = spawn_agents(container, run_dir)
     except AgentFailure as error:
@@ -196,7 +200,7 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
             return 2
         return _refuse(env, str(error))
     if env.rank == 0:
-        lifecycle_cli.clear_summary(run_dir)  # an earlier attempt's record must not pass for this one's
+        lifecycle_cli.clear_records(run_dir, container)
         lifecycle_cli.save_config(container, run_dir)
         lifecycle_cli.keep_first_overrides(container, run_dir)  # a no-op without Hydra's .hydra record (torchrun)
         _warn_capacity(container, run_dir, env.local_world_size)

@@ -31,6 +31,10 @@ def prepare_resume(cfg: dict[str, Any], run_dir: Path, overrides: list[str], wor
             if not quiet:
                 print(f"{run_dir} already holds a completed run; nothing to resume", flush=True)
             return None
+        if not cfg.get("resume") and lifecycle.last_checkpoint(run_dir) is not None:
+            # A fresh run there would prune its own new checkpoints as older than the earlier run's, and mix their metrics.
+            raise ValueError(f"the run directory {run_dir} holds an earlier run's checkpoint: continue it with resume=auto, "
+                             "or start afresh in another directory (hydra.run.dir, or hydra.sweep.dir for a sweep)")
         if cfg.get("resume") and world_size is not None and not any(resume.override_key(o) == "agents" for o in overrides):
             overrides = [*overrides, f"agents={world_size}"]  # the launcher's world size is given, like an override
         merged = resume.apply_saved_config(cfg, overrides)
@@ -60,9 +64,14 @@ def keep_first_overrides(cfg: dict[str, Any], run_dir: Path) -> None:
         first.write_text(hydra_record.read_text())
 
 
-def clear_summary(run_dir: Path) -> None:
-    """A summary.json left by an earlier attempt in this run dir must not pass for this one's."""
+def clear_records(run_dir: Path, cfg: dict[str, Any]) -> None:
+    """An earlier attempt's summary.json must not pass for this one's; a fresh start's metrics.jsonl starts empty.
+
+    (A resume rewrites metrics.jsonl itself with the rows up to its checkpoint.)
+    """
     (run_dir / "summary.json").unlink(missing_ok=True)
+    if not cfg.get("resume"):
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
 
 def _checkpointed_epochs(run_dir: Path) -> int:

@@ -62,6 +62,21 @@ def test_run_writes_files_and_resume_matches_uninterrupted_run(tmp_path: Path) -
     assert summary(tmp_path / "resumed")["mb_sent_per_agent"] == pytest.approx(result["mb_sent_per_agent"])
 
 
+def test_a_fresh_run_replaces_an_earlier_runs_metrics_and_never_starts_over_its_checkpoints(tmp_path: Path) -> None:
+    run_dir, args = tmp_path / "run", ["agents=2", "algorithm=dpsgd", *TINY, "train.epochs=1"]
+    for _ in range(2):
+        assert cgatrain(*args, "checkpoint.enabled=false", f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+    assert [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [1]
+
+    first = cgatrain(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)  # now with a checkpoint
+    assert first.returncode == 0, first.stderr
+    again = cgatrain(*args, "algorithm=cga", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert again.returncode != 0 and "holds an earlier run's checkpoint: continue it with resume=auto" in again.stderr, again.stderr
+    record = summary(run_dir)  # the earlier run's, with the refusal beside it
+    assert record["status"] == "completed" and record["algorithm"] == "dpsgd" and "resume=auto" in record["refused"]
+    assert OmegaConf.load(run_dir / "config.yaml").algorithm.name == "dpsgd"
+
+
 def test_killed_agent_fails_the_run_naming_it(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = ["agents=3", "algorithm=dpsgd", *TINY, "train.epochs=100000", f"hydra.run.dir={run_dir}"]
