@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import sys
+import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,34 @@ def origin(obj: Any) -> str:
     module = getattr(obj, "__module__", None) or type(obj).__module__
     qualname = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     return f"{module}.{qualname}"
+
+
+def require_name(name: Any, decorator: str) -> str:
+    """`name` if it is a non-empty string; else the TypeError of a decorator used bare (`@register_model`)."""
+    if isinstance(name, str) and name:
+        return name
+    if callable(name):  # the decorated function or class itself: the decorator was used without (name)
+        got = f"{'class' if isinstance(name, type) else 'function'} {getattr(name, '__qualname__', name)}"
+        raise TypeError(f"{decorator} takes the name to register: write @{decorator}(\"NAME\") above it, "
+                        f"not a bare @{decorator} (it got the {got})")
+    raise TypeError(f"{decorator} takes the name to register as a non-empty string, got {name!r}")
+
+
+def require_class(obj: Any, decorator: str, base: type) -> type:
+    """`obj` if it is a subclass of `base`; else the TypeError of a class decorator given arguments (`@register("x")`)."""
+    if isinstance(obj, type) and issubclass(obj, base):
+        return obj
+    if isinstance(obj, str):
+        raise TypeError(f"@{decorator} takes no arguments: set the class attribute `name = {obj!r}` and write a bare "
+                        f"@{decorator} above the class")
+    raise TypeError(f"@{decorator} decorates a subclass of {base.__module__}.{base.__qualname__}, got {obj!r}")
+
+
+def failure(error: BaseException) -> str:
+    """An exception of a plugin's code as one line: its type, its message and where it was raised (file:line)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
 
 
 class Registry(Generic[T]):
@@ -87,8 +116,8 @@ class Registry(Generic[T]):
 
 
 def plugin_modules() -> list[tuple[str, str | None]]:
-    """(module, its file) of every registered object defined outside cgatrain: what a job in another
-    process (a submitit job) must import so that the names the command line uses exist there too."""
+    """(module, its file) of every module outside cgatrain that registered an object: what another process
+    (a spawned agent, a submitit job and its agents) must import so that the names the command line uses exist there too."""
     found: dict[str, str | None] = {}
     for registry in Registry.instances:
         for module in registry._registered_by.values():
@@ -128,5 +157,9 @@ def export_plugins(modules: list[tuple[str, str | None]]) -> None:
 
 
 def import_exported_plugins() -> None:
-    """In an agent: import the plugin modules its job named (none outside a submitit job: the main script did)."""
+    """In an agent: import the plugin modules the process that spawned it named (`export_plugins`).
+
+    A plugin registered in the user's script itself (its `__main__`) is not among them: a spawned agent
+    runs that script again, as `__mp_main__`, so only names registered at its module level exist there.
+    """
     import_plugins([(module, path) for module, path in json.loads(os.environ.get(PLUGINS_ENV, "[]"))])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from cgatrain.algorithms.momentum import Momentum
 from cgatrain.algorithms.objective import FlatModel, LocalObjective
 from cgatrain.comm import NeighborExchange
 from cgatrain.compression import Compressor, build_compressor
-from cgatrain.registry import Registry
+from cgatrain.registry import Registry, require_class
 from cgatrain.topology import Topology
 
 
@@ -207,6 +208,10 @@ class Algorithm(ABC):
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Tensors needed to resume (momentum buffers, error memories, push-sum weights, compressor RNG)."""
         state = {key: value for key, value in self.state.items() if not key.startswith("_")}
+        for key, value in state.items():  # else the checkpoint fails on .detach() without naming what
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"algorithm {self.name!r}: self.state[{key!r}] is a {type(value).__name__}; checkpoints save "
+                                "only tensors there (use torch.tensor(value), or a key starting with '_' for scratch)")
         if self.momentum is not None:
             state.update(self.momentum.state_dict())
         compressor = getattr(self, "compressor", None)
@@ -244,11 +249,22 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     """Class decorator: make the algorithm selectable as `algorithm=NAME` (a name taken by another class is refused)."""
     from cgatrain.topology.mixing import STOCHASTICITY_REQUIREMENTS
 
+    require_class(cls, "register", Algorithm)
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"algorithm class {cls.__qualname__} needs a class attribute `name`, the NAME of algorithm=NAME")
     if cls.mixing not in STOCHASTICITY_REQUIREMENTS:
         raise TypeError(f"algorithm {name!r}: class attribute `mixing` must be one of {STOCHASTICITY_REQUIREMENTS}, got {cls.mixing!r}")
+    if isinstance(cls.rounds, str) or not isinstance(cls.rounds, (tuple, list)) or not all(isinstance(r, str) and r for r in cls.rounds):
+        raise TypeError(f"algorithm {name!r}: class attribute `rounds` must be a tuple of round names, e.g. rounds = ('model',), "
+                        f"got {cls.rounds!r}")
+    if not isinstance(cls.hyperparameters, Mapping):
+        raise TypeError(f"algorithm {name!r}: class attribute `hyperparameters` must be a dict of options and their defaults, "
+                        f"got {cls.hyperparameters!r}")
+    if inspect.isabstract(cls):  # no step(): refused here rather than when the first agent builds it
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise TypeError(f"algorithm {name!r}: class {cls.__qualname__} does not define {missing}; step(lr, step, epoch) runs one "
+                        "training step and returns the loss")
     return ALGORITHMS.add(name, cls)
 
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from cgatrain.registry import Registry
+from cgatrain.registry import Registry, require_class
 
 _META = torch.device("meta")
 
@@ -106,6 +106,7 @@ CompressorType = TypeVar("CompressorType", bound=type[Compressor])
 
 def register_compressor(cls: CompressorType) -> CompressorType:
     """Class decorator: make `cls` buildable by its `name` from a config."""
+    require_class(cls, "register_compressor", Compressor)
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"{cls.__name__} needs a non-empty string class attribute `name` to be registered")

@@ -22,7 +22,7 @@ from cgatrain.data.vision import (
     train_labels,
     wants_download,
 )
-from cgatrain.registry import Registry
+from cgatrain.registry import Registry, require_name
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -42,6 +42,7 @@ DATASETS: Registry[Loader] = Registry("dataset", DataError)
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
     """Decorator: make the loader selectable as `data=name` (the image data sets of `vision.py` keep their names)."""
+    require_name(name, "register_dataset")
     if name in VISION_DATASETS:
         raise DataError(f"dataset {name!r} is one of the image data sets in cgatrain/data/vision.py; pick another name")
     return DATASETS.register(name)

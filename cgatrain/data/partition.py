@@ -9,7 +9,7 @@ import numpy as np
 
 from cgatrain.data.common import DataError, bool_option, float_option
 from cgatrain.data.label_skew import dirichlet_partition, shards_partition
-from cgatrain.registry import Registry
+from cgatrain.registry import Registry, require_name
 
 Partitioner = Callable[[np.ndarray, int, Mapping[str, Any], np.random.Generator], list[np.ndarray]]
 """``partitioner(labels, num_agents, partition_cfg, rng)``: one index array per agent (disjoint; sorted later)."""
@@ -19,6 +19,7 @@ PARTITIONS: Registry[Partitioner] = Registry("partition", DataError)
 
 def register_partition(name: str) -> Callable[[Partitioner], Partitioner]:
     """Decorator: make the partitioner selectable as `partition=name`."""
+    require_name(name, "register_partition")
     return PARTITIONS.register(name)
 
 

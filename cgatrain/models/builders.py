@@ -14,7 +14,7 @@ from cgatrain.models.dense import build_linear, build_mlp
 from cgatrain.models.resnet import DEPTHS, CifarResNet
 from cgatrain.models.small import LeNet5, resnet18
 from cgatrain.models.vgg import VGG11
-from cgatrain.registry import Registry
+from cgatrain.registry import Registry, require_name
 
 Builder = Callable[[Mapping[str, Any], tuple[int, ...], int, int], nn.Module]
 """``builder(cfg, input_shape, num_outputs, num_classes)``: num_outputs is 1 for regression (num_classes == 0)."""
@@ -38,6 +38,7 @@ MODELS: Registry[ModelSpec] = Registry("model")
 
 def register_model(name: str, image: bool = False) -> Callable[[Builder], Builder]:
     """Decorator: make the builder selectable as `model=name`; `image=True` refuses non-image data up front."""
+    require_name(name, "register_model")
 
     def decorate(builder: Builder) -> Builder:
         MODELS.add(name, ModelSpec(builder, image))

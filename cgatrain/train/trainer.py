@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 import time
 from collections.abc import Mapping
@@ -35,9 +36,15 @@ class Diverged(Exception):
     """Some agent's loss or parameters became NaN or Inf."""
 
 
-def _loss_value(loss: torch.Tensor | float) -> torch.Tensor | float:
+def _loss_value(loss: torch.Tensor | float, algorithm: str = "?") -> torch.Tensor | float:
     """A step's loss to sum in float64, left on its device (reading a GPU tensor waits for the GPU)."""
-    return loss.detach().double() if isinstance(loss, torch.Tensor) else float(loss)
+    if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+        return loss.detach().double()
+    if isinstance(loss, numbers.Real) and not isinstance(loss, bool):
+        return float(loss)
+    got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else f"{type(loss).__qualname__} {loss!r}"[:200]
+    raise TypeError(f"algorithm {algorithm!r}: step() must return the loss, a float or a 0-dim tensor (what "
+                    f"ctx.objective.self_gradient() returns), got {got}")
 
 
 class Trainer:
@@ -169,7 +176,7 @@ class Trainer:
             self.buffer_mixer.after_step(step, epoch)
             self.clock.stop()
             self.sync_index.after_step(step + 1, self.model.params)
-            window_loss, window_steps = window_loss + _loss_value(loss), window_steps + 1
+            window_loss, window_steps = window_loss + _loss_value(loss, self.algorithm.name), window_steps + 1
             self.lifecycle.steps = step + 1
             if window_steps == check_every or index == self.steps - 1:
                 window_sum = float(window_loss)  # the host waits for the GPU here, not at every step
