@@ -3,20 +3,23 @@ the config key (`data=NAME`, `partition=NAME`, `model=NAME`, `compressor=NAME`),
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from omegaconf import OmegaConf
 
 from cgatrain.algorithms import ALGORITHMS, Algorithm, register
 from cgatrain.algorithms.dpsgd import DPSGD
-from cgatrain.compose import compose_config
+from cgatrain.compose import compose_config, config_dir
 from cgatrain.compression import register_compressor
 from cgatrain.config import ConfigError, validate
-from cgatrain.data import DATASETS, PARTITIONS, register_dataset, register_partition
+from cgatrain.data import DATASETS, PARTITIONS, DataError, DatasetSplit, load_dataset, register_dataset, register_partition
+from cgatrain.data.datasets import describe_dataset
 from cgatrain.models import MODELS, register_model
 from cgatrain.train.trainer import _loss_value
 
@@ -104,3 +107,65 @@ def test_a_state_entry_that_is_no_tensor_is_named_at_the_checkpoint() -> None:
         algorithm.state_dict()
     algorithm.state["count"] = torch.tensor(3)
     assert set(algorithm.state_dict()) == {"count", "dense_bytes_sent"}
+
+
+# --- data sets -----------------------------------------------------------------------------------------------------
+
+
+def small_split(**changes: Any) -> DatasetSplit:
+    """A valid 3-class split of 4-D vectors, with `changes` applied."""
+    generator = torch.Generator().manual_seed(0)
+    split = DatasetSplit(name="mine", train_x=torch.randn(30, 4, generator=generator), train_y=torch.arange(30) % 3,
+                         test_x=torch.randn(9, 4, generator=generator), test_y=torch.arange(9) % 3,
+                         num_classes=3, input_shape=(4,), task="classification")
+    return dataclasses.replace(split, **changes)
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        ({"train_x": None}, "data=mine_data: the loader returned a builtins.dict, not a cgatrain.data.common.DatasetSplit"),
+        (small_split(train_x=np.zeros((30, 4), dtype=np.float32)),
+         "data=mine_data: DatasetSplit.train_x is a numpy.ndarray, not a torch.Tensor (torch.from_numpy converts it)"),
+        (small_split(train_y=(torch.arange(30) % 3).float()), "DatasetSplit.train_y is torch.float32; class labels must be int64"),
+        (small_split(test_y=(torch.arange(9) % 3).int()), "DatasetSplit.test_y is torch.int32; class labels must be int64"),
+        (small_split(train_y=torch.arange(30) % 4), "DatasetSplit.train_y holds label 3, outside [0, num_classes=3)"),
+        (small_split(test_y=torch.arange(9) % 3 - 1), "DatasetSplit.test_y holds label -1, outside [0, num_classes=3)"),
+        (small_split(input_shape=(5,)), "DatasetSplit.train_x holds samples of shape (4,), but input_shape is (5,)"),
+        (small_split(test_x=torch.zeros(9, 4, dtype=torch.float64)), "DatasetSplit.test_x is torch.float64; features must be float32"),
+        (small_split(train_y=torch.arange(29) % 3), "DatasetSplit.train_y has shape (29,); it must hold one label per sample"),
+        (small_split(task="regresion"), "DatasetSplit.task must be 'classification' or 'regression', got 'regresion'"),
+        (small_split(task="regression", num_classes=0), "regression targets must be float32"),
+        (small_split(train_x=torch.zeros(30, 1, 2, 2, dtype=torch.uint8), input_shape=(1, 2, 2)),
+         "uint8: only (N, C, H, W) images with `mean` and `std` may be"),
+    ],
+)
+def test_a_loaders_bad_split_is_refused_in_the_parent(registered: Any, returned: Any, message: str) -> None:
+    registered(DATASETS, "mine_data", lambda cfg: returned)
+    cfg = composed("model=mlp")
+    cfg["data"] = {"name": "mine_data"}
+    assert message in refusal(cfg)
+    with pytest.raises(DataError, match="data=mine_data: "):  # the agents' load says the same
+        load_dataset({"name": "mine_data"})
+
+
+def test_a_loaders_exception_names_the_loader_its_type_and_line(registered: Any) -> None:
+    def broken(cfg: Mapping[str, Any]) -> DatasetSplit:
+        return cfg.missing_attribute  # type: ignore[attr-defined]
+
+    registered(DATASETS, "broken_data", broken)
+    cfg = composed("model=mlp")
+    cfg["data"] = {"name": "broken_data"}
+    assert ("data=broken_data: the loader test_plugin_checks.test_a_loaders_exception_names_the_loader_its_type_and_line.<locals>.broken "
+            "raised AttributeError: 'dict' object has no attribute 'missing_attribute' (at test_plugin_checks.py:") in refusal(cfg)
+
+
+def test_the_built_in_data_sets_pass_the_split_check() -> None:
+    from cgatrain.data.common import check_split
+    from cgatrain.data.vision import load_vision
+
+    for cfg in ({"name": "digits"}, {"name": "synthetic_regression"}):
+        info = describe_dataset(cfg)
+        assert info.task in ("classification", "regression")
+    fake = yaml.safe_load(open(f"{config_dir()}/data/fake.yaml"))
+    check_split(load_vision("fake", {**fake, "train_size": 20, "test_size": 10}), "fake")  # uint8 images with mean/std

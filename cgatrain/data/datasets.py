@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cgatrain.data.common import DataError, DatasetSplit, float_option, int_option
+from cgatrain.data.common import DataError, DatasetSplit, check_split, float_option, int_option
 from cgatrain.data.idx import read_idx
 from cgatrain.data.vision import (
     VISION_DATASETS,
@@ -22,7 +22,7 @@ from cgatrain.data.vision import (
     train_labels,
     wants_download,
 )
-from cgatrain.registry import Registry, require_name
+from cgatrain.registry import Registry, failure, origin, require_name
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -218,7 +218,19 @@ def _known_name(cfg: Mapping[str, Any]) -> str:
 def load_dataset(cfg: Mapping[str, Any]) -> DatasetSplit:
     """Load the dataset named by ``cfg["name"]`` (see known_datasets())."""
     name = _known_name(cfg)
-    return load_vision(name, cfg) if name in VISION_DATASETS else DATASETS.get(name)(cfg)
+    return load_vision(name, cfg) if name in VISION_DATASETS else _load_registered(name, cfg)
+
+
+def _load_registered(name: str, cfg: Mapping[str, Any]) -> DatasetSplit:
+    """A registered loader's split, checked (`check_split`); whatever else it raises becomes a DataError naming it."""
+    loader = DATASETS.get(name)
+    try:
+        split = loader(cfg)
+    except DataError:
+        raise
+    except Exception as error:  # a plugin's bug: named with its type and line, not a bare traceback
+        raise DataError(f"data={name}: the loader {origin(loader)} raised {failure(error)}") from error
+    return check_split(split, name)
 
 
 @dataclass(frozen=True)
@@ -237,7 +249,7 @@ def describe_dataset(cfg: Mapping[str, Any]) -> DatasetInfo:
     name = _known_name(cfg)
     if name in VISION_DATASETS:
         return DatasetInfo(name, train_labels(name, cfg), image_shape(name, cfg), num_classes(name, cfg), "classification")
-    split = DATASETS.get(name)(cfg)
+    split = _load_registered(name, cfg)
     return DatasetInfo(name, split.train_y.numpy(), split.input_shape, split.num_classes, split.task)
 
 
