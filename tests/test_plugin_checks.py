@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from omegaconf import OmegaConf
+from torch import nn
 
 from cgatrain.algorithms import ALGORITHMS, Algorithm, register
 from cgatrain.algorithms.dpsgd import DPSGD
@@ -20,7 +21,7 @@ from cgatrain.compression import register_compressor
 from cgatrain.config import ConfigError, validate
 from cgatrain.data import DATASETS, PARTITIONS, DataError, DatasetSplit, load_dataset, register_dataset, register_partition
 from cgatrain.data.datasets import describe_dataset
-from cgatrain.models import MODELS, register_model
+from cgatrain.models import MODELS, ModelSpec, check_model_input, register_model
 from cgatrain.train.trainer import _loss_value
 
 
@@ -169,3 +170,46 @@ def test_the_built_in_data_sets_pass_the_split_check() -> None:
         assert info.task in ("classification", "regression")
     fake = yaml.safe_load(open(f"{config_dir()}/data/fake.yaml"))
     check_split(load_vision("fake", {**fake, "train_size": 20, "test_size": 10}), "fake")  # uint8 images with mean/std
+
+
+# --- models ----------------------------------------------------------------------------------------------------------
+
+
+def test_a_builder_that_returns_no_module_is_refused(registered: Any) -> None:
+    registered(MODELS, "returns_none", ModelSpec(lambda cfg, shape, outputs, classes: None, False))
+    with pytest.raises(ValueError, match=r"model=returns_none on inputs \(4,\): the builder .*<lambda> returned a NoneType, "
+                                         r"not a torch.nn.Module"):
+        check_model_input({"name": "returns_none"}, (4,), 3)
+
+
+class ReadsAValue(nn.Module):
+    """A forward meta tensors cannot run (`.item()`): checked on the CPU instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * (1.0 if float(x.abs().sum().item()) >= 0 else 2.0)
+
+
+def test_a_model_whose_outputs_are_not_one_per_class_is_refused(registered: Any) -> None:
+    registered(MODELS, "five_wide", ModelSpec(lambda cfg, shape, outputs, classes: nn.Linear(4, 5), False))
+    with pytest.raises(ValueError, match=r"model=five_wide on inputs \(4,\): one sample gives outputs of shape \(5,\), but it needs "
+                                         r"3 logits, one per class of the data: the builder's last layer must have its `num_outputs`"):
+        check_model_input({"name": "five_wide"}, (4,), 3)
+    with pytest.raises(ValueError, match=r"needs 1 output \(a regression task\)"):
+        check_model_input({"name": "five_wide"}, (4,), 0)
+    cfg = composed("model=mlp", "partition=iid")
+    cfg["model"] = {"name": "five_wide"}
+    cfg["data"] = {"name": "synthetic_regression", "dim": 4}
+    assert "model=five_wide on inputs (4,): one sample gives outputs of shape (5,)" in refusal(cfg)
+    registered(MODELS, "reads_a_value", ModelSpec(lambda cfg, shape, outputs, classes: ReadsAValue(), False))
+    with pytest.raises(ValueError, match=r"model=reads_a_value on inputs \(4,\): one sample gives outputs of shape \(3,\), but it "
+                                         r"needs 5 logits"):  # checked on the CPU: meta tensors have no .item()
+        check_model_input({"name": "reads_a_value"}, (4,), 5)
+    check_model_input({"name": "reads_a_value"}, (4,), 3)
+    for model, shape in (({"name": "resnet20"}, (3, 32, 32)), ({"name": "vgg11", "norm": "batch"}, (3, 32, 32)),
+                         ({"name": "resnet18"}, (3, 16, 16)), ({"name": "cnn_authors"}, (1, 28, 28)), ({"name": "lenet5"}, (1, 28, 28))):
+        check_model_input(model, shape, 10)  # the built-in models pass, BatchNorm in eval mode on one sample
+    check_model_input({"name": "linear"}, (4,), 0)

@@ -17,15 +17,19 @@ from cgatrain.models.losses import SqueezedMSELoss, loss_fn
 from cgatrain.models.norm import NORMS, check_buffer_mode
 from cgatrain.models.resnet import CifarResNet
 from cgatrain.models.vgg import VGG11
+from cgatrain.registry import failure, origin
 
 
 def check_model_input(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int | None = None) -> None:
     """Reject an unknown model, a bad `model.norm`, image models on non-image data, or options it cannot be built with.
 
-    With `num_classes`, the model is built once on the meta device (no memory, no compute), so that every
-    option the constructors refuse is refused in the parent, before any agent starts.
+    With `num_classes`, the model is built once on the meta device (no memory, no compute) and one sample passed
+    through it, so that every option the constructors refuse, a builder that returns no `nn.Module` and outputs
+    that are not one per class (one for regression) are refused in the parent, before any agent starts.
     """
     name = cfg.get("name")
+    if name is None:
+        raise ValueError(f"model.name is missing: a model config names its model; known: {', '.join(MODELS.names())}")
     if MODELS.get(name).image and len(input_shape) != 3:
         raise ValueError(f"model={name} needs image inputs (C, H, W); the data gives {tuple(input_shape)}")
     norm = cfg.get("norm")
@@ -38,20 +42,47 @@ def check_model_input(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_
 
 @functools.lru_cache(maxsize=32)
 def _check_builds(cfg_json: str, input_shape: tuple[int, ...], num_classes: int) -> None:
-    """Build on the meta device; a refusal names the model and its options (sweep jobs share the result)."""
+    """Build on the meta device and pass one sample through; a refusal names the model and its options (sweep jobs
+    share the result). What meta tensors cannot run (a plugin's `.item()`) is tried once more on the CPU."""
     cfg = json.loads(cfg_json)
+    options = ", ".join(f"model.{key}={value!r}" for key, value in cfg.items() if key != "name")
+    where = f"model={cfg.get('name')}{' with ' + options if options else ''} on inputs {input_shape}"
     try:
-        with torch.device("meta"):
-            build_model(cfg, input_shape, num_classes)
-    except (ValueError, TypeError, RuntimeError, KeyError) as error:
-        options = ", ".join(f"model.{key}={value!r}" for key, value in cfg.items() if key != "name")
-        raise ValueError(f"model={cfg.get('name')}{' with ' + options if options else ''} on inputs {input_shape}: {_reason(error, cfg)}") from None
+        outputs = _one_sample(cfg, input_shape, num_classes, torch.device("meta"))
+    except (ValueError, TypeError, KeyError) as error:  # the builder's refusals of its options
+        raise ValueError(f"{where}: {_reason(error, cfg)}") from None
+    except Exception:
+        try:
+            outputs = _one_sample(cfg, input_shape, num_classes, torch.device("cpu"))
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"{where}: {_reason(error, cfg)}") from None
+        except Exception as error:
+            raise ValueError(f"{where}: {failure(error)}") from None
+    expected = (1, num_classes) if num_classes > 0 else (1, 1)
+    if not isinstance(outputs, torch.Tensor):
+        raise ValueError(f"{where}: the model's forward returns a {type(outputs).__qualname__}, not a tensor of outputs")
+    if tuple(outputs.shape) != expected and not (num_classes == 0 and tuple(outputs.shape) == (1,)):
+        wanted = f"{num_classes} logits, one per class of the data" if num_classes > 0 else "1 output (a regression task)"
+        raise ValueError(f"{where}: one sample gives outputs of shape {tuple(outputs.shape[1:])}, but it needs {wanted}: "
+                         "the builder's last layer must have its `num_outputs` argument's width")
+
+
+def _one_sample(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int, device: torch.device) -> Any:
+    """The outputs of the model `cfg` built on `device` for one zero sample, in eval mode (BatchNorm on a batch of 1)."""
+    with torch.device(device):
+        model = build_model(cfg, input_shape, num_classes)
+    model.eval()
+    with torch.no_grad():
+        return model(torch.zeros((1, *input_shape), device=device))
 
 
 def _reason(error: Exception, cfg: Mapping[str, Any]) -> str:
-    """The builder's refusal; a KeyError (a lookup of an option's value) names the option, not just the value."""
-    if not isinstance(error, KeyError) or not error.args:
+    """The builder's refusal; a KeyError (a lookup of an option's value) names the option, not just the value; any other
+    type than these two (a TypeError of a plugin's bug) is said with its type and line."""
+    if isinstance(error, ValueError):
         return str(error)
+    if not isinstance(error, KeyError) or not error.args:
+        return failure(error)
     key = error.args[0]
     options = [name for name, value in cfg.items() if name != "name" and value == key]
     return f"model.{options[0]}={key!r} is not a value model={cfg.get('name')} knows" if options else f"the builder found no {key!r}"
@@ -67,9 +98,15 @@ def build_model(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classe
     """
     if num_classes < 0:
         raise ValueError(f"num_classes must be >= 0 (0 = regression), got {num_classes}")
-    spec = MODELS.get(cfg.get("name"))
+    name = cfg.get("name")
+    if name is None:
+        raise ValueError(f"model.name is missing: a model config names its model; known: {', '.join(MODELS.names())}")
+    spec = MODELS.get(name)
     input_shape = tuple(int(d) for d in input_shape)
-    return spec.builder(cfg, input_shape, num_classes if num_classes > 0 else 1, num_classes)
+    model = spec.builder(cfg, input_shape, num_classes if num_classes > 0 else 1, num_classes)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"the builder {origin(spec.builder)} returned a {type(model).__qualname__}, not a torch.nn.Module")
+    return model
 
 
 __all__ = [
