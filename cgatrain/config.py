@@ -7,19 +7,24 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from cgatrain import checkpoint, preflight
 from cgatrain.algorithms import get_algorithm, resolve_compressor
 from cgatrain.comm.devices import device_problems, gpus_on_node
-from cgatrain.compression import build_compressor
-from cgatrain.data import DataError, partition_indices
+from cgatrain.compression.base import check_compressor
+from cgatrain.data import DataError
 from cgatrain.data.agent_data import check_data_options
 from cgatrain.data.common import options_of
 from cgatrain.data.datasets import DatasetInfo, describe_dataset, prepare_dataset
+from cgatrain.data.partition import partition_in_parent
 from cgatrain.models import check_model_input
+from cgatrain.registry import failure
 from cgatrain.topology import TopologyError, build_topology
 from cgatrain.train.schedule import check_schedule
 
 WANDB_MODES = ("disabled", "offline", "online")
+GROUPS_WITH_NAME = ("algorithm", "compressor", "data", "model", "partition")  # config groups that select a registered NAME
 
 
 class ConfigError(ValueError):
@@ -84,12 +89,12 @@ def _check_data(cfg: Mapping[str, Any]) -> None:
         prepare_dataset(cfg["data"])  # downloads (data.download=true) happen here, once, before any agent starts
         data = _described(json.dumps(cfg["data"], sort_keys=True, default=str))  # labels only: no image is decoded in the parent
         check_data_options(cfg["data"], data.name)
-    if cfg["partition"]["name"] != "iid" and data.task != "classification":
+    if cfg["partition"].get("name") != "iid" and data.task != "classification":
         raise DataError(f"partition={cfg['partition']['name']} needs class labels, but data={data.name} is a {data.task} task")
     if cfg["train"].get("eval_train") and data.task != "classification":
         raise DataError(f"train.eval_train scores training accuracy, but data={data.name} is a {data.task} task")
     with options_of("partition"):
-        shards = partition_indices(data.train_labels, int(cfg["agents"]), cfg["partition"], int(cfg["seed"]))
+        shards = partition_in_parent(data.train_labels, int(cfg["agents"]), cfg["partition"], int(cfg["seed"]))
     check_model_input(cfg["model"], data.input_shape, data.num_classes)
     if min(len(shard) for shard in shards) == 0:
         raise DataError("some agent would get no training data")
@@ -117,11 +122,14 @@ def _check_resume(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"resume={cfg['resume']} already completed train.epochs={epoch}: raise train.epochs to train on")
 
 
-def validate(cfg: Mapping[str, Any], local_agents: int | None = None, on_this_machine: bool = True) -> str:
-    """Check every part of a resolved config; return the topology description, or raise ConfigError.
+def validate(cfg: Mapping[str, Any] | DictConfig, local_agents: int | None = None, on_this_machine: bool = True) -> str:
+    """Check every part of a resolved config (a dict, or the DictConfig `compose_config` returns); return the
+    topology description, or raise ConfigError.
 
     `on_this_machine=False` (jobs that will run on other nodes) skips the checks of this machine's data and GPUs.
     """
+    if isinstance(cfg, DictConfig):  # what compose_config returns
+        cfg = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     problems: list[str] = []
     description = ""
 
@@ -130,16 +138,21 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None, on_this_ma
             return check(*args)
         except (ValueError, TypeError, KeyError, FileNotFoundError, TopologyError, DataError) as error:
             problems.append(str(error) if not isinstance(error, KeyError) else f"missing config key {error}")
-            return None
+        except Exception as error:  # a plugin's check or a bug: said with its type and line, in the one list
+            problems.append(f"{getattr(check, '__qualname__', check)} raised {failure(error)}")
+        return None
 
     attempt(_check_numbers, cfg)
     attempt(_check_flags, cfg)
-    algorithm = attempt(get_algorithm, cfg["algorithm"]["name"])
+    missing = [group for group in GROUPS_WITH_NAME if isinstance(cfg.get(group), Mapping) and cfg[group].get("name") is None]
+    problems += [f"{group}.name is missing: the {group} config file must set `name`, the registered NAME of {group}=NAME"
+                 + (" (name: auto for the algorithm's own)" if group == "compressor" else "") for group in missing]
+    algorithm = attempt(get_algorithm, cfg["algorithm"]["name"]) if "algorithm" not in missing else None
     if algorithm is not None:
         attempt(algorithm.check_hyperparameters, cfg["algorithm"])
-        compressor = attempt(resolve_compressor, cfg.get("compressor"), algorithm)
+        compressor = attempt(resolve_compressor, cfg.get("compressor"), algorithm) if "compressor" not in missing else None
         if compressor is not None:
-            attempt(build_compressor, compressor)
+            attempt(check_compressor, compressor)
     if all(isinstance(cfg.get(key), int) and not isinstance(cfg[key], bool) and cfg[key] >= minimum for key, minimum in (("agents", 1), ("seed", 0))):
         specs = cfg["topology"].get("schedule") or [cfg["topology"]]
         before = len(problems)
@@ -156,7 +169,7 @@ def validate(cfg: Mapping[str, Any], local_agents: int | None = None, on_this_ma
             if algorithm.needs_undirected and topology.directed:
                 problems.append(f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected topology")
             description = topology.describe()
-        if on_this_machine:
+        if on_this_machine and not {"data", "model", "partition"} & set(missing):
             attempt(_check_data, cfg)
             attempt(_check_backend, cfg, local_agents or int(cfg["agents"]))
     if cfg["logger"]["wandb"].get("mode", "disabled") not in WANDB_MODES:

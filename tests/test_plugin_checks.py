@@ -4,7 +4,7 @@ the config key (`data=NAME`, `partition=NAME`, `model=NAME`, `compressor=NAME`),
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,9 +17,9 @@ from torch import nn
 from cgatrain.algorithms import ALGORITHMS, Algorithm, register
 from cgatrain.algorithms.dpsgd import DPSGD
 from cgatrain.compose import compose_config, config_dir
-from cgatrain.compression import register_compressor
+from cgatrain.compression import COMPRESSORS, Compressor, register_compressor
 from cgatrain.config import ConfigError, validate
-from cgatrain.data import DATASETS, PARTITIONS, DataError, DatasetSplit, load_dataset, register_dataset, register_partition
+from cgatrain.data import DATASETS, PARTITIONS, DataError, DatasetSplit, load_dataset, partition_indices, register_dataset, register_partition
 from cgatrain.data.datasets import describe_dataset
 from cgatrain.models import MODELS, ModelSpec, check_model_input, register_model
 from cgatrain.train.trainer import _loss_value
@@ -110,6 +110,20 @@ def test_a_state_entry_that_is_no_tensor_is_named_at_the_checkpoint() -> None:
     assert set(algorithm.state_dict()) == {"count", "dense_bytes_sent"}
 
 
+# --- config files without `name`, and validate on compose_config's DictConfig ----------------------------------
+
+
+@pytest.mark.parametrize("group", ["algorithm", "compressor", "data", "model", "partition"])
+def test_a_config_file_without_name_is_refused_naming_the_key(group: str) -> None:
+    cfg = composed("algorithm=sparse_push", "topology=directed_ring", "compressor=topk") if group == "compressor" else composed()
+    del cfg[group]["name"]
+    assert f"{group}.name is missing" in refusal(cfg)
+
+
+def test_validate_takes_the_dictconfig_compose_config_returns() -> None:
+    assert "ring" in validate(compose_config([]))
+
+
 # --- data sets -----------------------------------------------------------------------------------------------------
 
 
@@ -172,6 +186,54 @@ def test_the_built_in_data_sets_pass_the_split_check() -> None:
     check_split(load_vision("fake", {**fake, "train_size": 20, "test_size": 10}), "fake")  # uint8 images with mean/std
 
 
+# --- partitions ------------------------------------------------------------------------------------------------------
+
+LABELS = np.arange(40) % 4
+
+
+@pytest.mark.parametrize(
+    ("partitioner", "message"),
+    [
+        (lambda labels, n, cfg, rng: rng.permutation(len(labels)),
+         "partition=mine returned one array of shape (40,); a partitioner returns a list of 2 index arrays, one per agent"),
+        (lambda labels, n, cfg, rng: [np.arange(40)], "partition=mine returned 1 shards for agents=2; it must return one per agent"),
+        (lambda labels, n, cfg, rng: [np.arange(20.0), np.arange(20.0, 40.0)], "the shard of agent 0 holds float64 values"),
+        (lambda labels, n, cfg, rng: [np.arange(20).reshape(4, 5), np.arange(20, 40)], "the shard of agent 0 has shape (4, 5)"),
+        (lambda labels, n, cfg, rng: [np.arange(20), np.arange(21, 41)], "the shard of agent 1 holds index 40, outside [0, 40)"),
+        (lambda labels, n, cfg, rng: [np.arange(25), np.arange(20, 40)], "partition=mine gives sample 20 to agents [0, 1] (5 samples more "
+                                                                         "than once); the shards must be disjoint"),
+        (lambda labels, n, cfg, rng: [[0, 0, 1], list(range(2, 40))], "gives sample 0 twice to agent 0"),
+        (lambda labels, n, cfg, rng: [np.arange(20), 1 / 0], "partition=mine: the partitioner test_plugin_checks.<lambda> raised "
+                                                             "ZeroDivisionError: division by zero (at test_plugin_checks.py:"),
+    ],
+)
+def test_a_partitioners_bad_shards_are_refused(registered: Any, partitioner: Any, message: str) -> None:
+    registered(PARTITIONS, "mine", partitioner)
+    with pytest.raises(DataError) as caught:
+        partition_indices(LABELS, 2, {"name": "mine"}, seed=0)
+    assert message in str(caught.value)
+
+
+def test_a_partitioner_that_ignores_its_rng_is_refused_in_the_parent(registered: Any) -> None:
+    registered(PARTITIONS, "unseeded", lambda labels, n, cfg, rng: list(np.array_split(np.random.permutation(len(labels)), n)))
+    cfg = composed("agents=2", "model=mlp")
+    cfg["partition"] = {"name": "unseeded"}
+    assert ("partition 'unseeded' must draw its randomness from the rng it is given: two calls with seed=0 gave different shards"
+            in refusal(cfg))
+    registered(PARTITIONS, "list_of_lists", lambda labels, n, cfg, rng: [list(range(0, len(labels), 2)), list(range(1, len(labels), 2))])
+    cfg["partition"] = {"name": "list_of_lists"}  # plain sequences of ints are index arrays too
+    validate(cfg)
+
+
+@pytest.mark.parametrize("name", ["iid", "class", "skew", "shards", "dirichlet"])
+def test_the_built_in_partitions_pass_the_shard_checks(name: str) -> None:
+    from cgatrain.data.partition import partition_in_parent
+
+    cfg = yaml.safe_load(open(f"{config_dir()}/partition/{name}.yaml"))
+    shards = partition_in_parent(np.arange(400) % 10, 4, {**cfg, "min_size": 1}, seed=3)
+    assert sorted(np.concatenate(shards).tolist()) == list(range(400)) or name == "class"
+
+
 # --- models ----------------------------------------------------------------------------------------------------------
 
 
@@ -213,3 +275,38 @@ def test_a_model_whose_outputs_are_not_one_per_class_is_refused(registered: Any)
                          ({"name": "resnet18"}, (3, 16, 16)), ({"name": "cnn_authors"}, (1, 28, 28)), ({"name": "lenet5"}, (1, 28, 28))):
         check_model_input(model, shape, 10)  # the built-in models pass, BatchNorm in eval mode on one sample
     check_model_input({"name": "linear"}, (4,), 0)
+
+
+# --- compressors -----------------------------------------------------------------------------------------------------
+
+
+def half_codec(short: int = 0, wire: torch.dtype = torch.float16) -> type[Compressor]:
+    """A float16 codec whose payload_like is `short` elements short and of dtype `wire`."""
+
+    class Half(Compressor):
+        name = "half_mine"
+
+        def compress(self, flat: torch.Tensor) -> list[torch.Tensor]:
+            return [flat.half()]
+
+        def decompress(self, payload: Sequence[torch.Tensor], numel: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return payload[0].to(dtype)
+
+        def payload_like(self, numel: int, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
+            return [torch.empty(numel - short, dtype=wire, device=device)]
+
+    return Half
+
+
+@pytest.mark.parametrize(("codec", "message"), [
+    (half_codec(short=1), "compressor=half_mine: compress() of 37 float32 values gives [float16[37]], but payload_like(37, torch.float32) "
+                          "gives [float16[36]]; they must agree in shape and dtype (receivers allocate their buffers with payload_like)"),
+    (half_codec(wire=torch.bfloat16), "gives [float16[37]], but payload_like(37, torch.float32) gives [bfloat16[37]]"),
+])
+def test_a_compressor_whose_payload_disagrees_with_payload_like_is_refused(registered: Any, codec: type[Compressor], message: str) -> None:
+    registered(COMPRESSORS, "half_mine", codec)
+    cfg = composed("algorithm=sparse_push", "topology=directed_ring", "compressor=identity", "compressor.name=half_mine")
+    assert message in refusal(cfg)
+    COMPRESSORS.remove("half_mine")
+    registered(COMPRESSORS, "half_mine", half_codec())  # payload_like right: it runs
+    validate(cfg)

@@ -276,7 +276,10 @@ def get_algorithm(name: str) -> type[Algorithm]:
 def resolve_compressor(cfg: Mapping[str, Any] | None, algorithm: type[Algorithm]) -> dict[str, Any]:
     """The compressor config an algorithm runs with: `auto` means the algorithm's own default."""
     chosen = dict(cfg or {"name": "auto"})
-    if chosen.get("name", "auto") == "auto":
+    if chosen.get("name") is None:  # a compressor config file without `name` must not quietly mean auto
+        raise ValueError("compressor.name is missing: a compressor config names its compressor (name: auto for the "
+                         f"algorithm's own); got {chosen}")
+    if chosen["name"] == "auto":
         return _auto_compressor(chosen, algorithm)
     if chosen["name"] != "identity" and not algorithm.uses_compressor:
         raise ValueError(f"algorithm {algorithm.name!r} sends uncompressed messages; compressor={chosen['name']} needs a compressing algorithm")

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from cgatrain.registry import Registry, require_class
+from cgatrain.registry import Registry, failure, origin, require_class
 
 _META = torch.device("meta")
 
@@ -133,3 +133,47 @@ def build_compressor(cfg: Mapping[str, Any]) -> Compressor:
     if unknown:
         raise ValueError(f"compressor {name!r} has no option(s) {unknown}; it takes {sorted(known)}")
     return cls(**options)
+
+
+def _parts(payload: Sequence[torch.Tensor]) -> str:
+    return "[" + ", ".join(f"{str(t.dtype).removeprefix('torch.')}{list(t.shape)}" for t in payload) + "]"
+
+
+def check_compressor(cfg: Mapping[str, Any]) -> Compressor:
+    """`build_compressor`, then what the wire relies on, before any agent starts: `compress` of a few float32
+    vectors gives exactly the shapes and dtypes of `payload_like` (receivers allocate their buffers with it:
+    a smaller one aborts the run in gloo, a larger one reads garbage), and `decompress` gives the vector back
+    in its size and dtype. A ValueError names `compressor=NAME`; what the codec's own code raises is said with its type."""
+    name = cfg.get("name")
+    cls = COMPRESSORS.get(str(name)) if str(name) in COMPRESSORS else None
+    try:
+        compressor = build_compressor(cfg)
+    except ValueError:
+        raise
+    except Exception as error:
+        raise ValueError(f"compressor={name}: {origin(cls)}({', '.join(f'{k}={v!r}' for k, v in cfg.items() if k != 'name')}) "
+                         f"raised {failure(error)}") from error
+    for numel in (37, 1024):
+        expected = _call(name, f"payload_like({numel}, torch.float32)", compressor.payload_like, numel, torch.float32, torch.device("cpu"))
+        _call(name, "bind_agent(0)", compressor.bind_agent, 0)
+        _call(name, "set_step(0)", compressor.set_step, 0)
+        payload = _call(name, f"compress() of {numel} float32 values", compressor.compress, torch.linspace(-1.0, 1.0, numel))
+        if not isinstance(payload, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in payload):
+            raise ValueError(f"compressor={name}: compress() must return a list of tensors, got {type(payload).__qualname__}")
+        if len(payload) != len(expected) or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(payload, expected)):
+            raise ValueError(f"compressor={name}: compress() of {numel} float32 values gives {_parts(payload)}, but "
+                             f"payload_like({numel}, torch.float32) gives {_parts(expected)}; they must agree in shape and "
+                             "dtype (receivers allocate their buffers with payload_like)")
+        dense = _call(name, f"decompress() of {numel} values", compressor.decompress, payload, numel, torch.float32)
+        if not isinstance(dense, torch.Tensor) or dense.shape != (numel,) or dense.dtype != torch.float32:
+            got = _parts([dense]).strip("[]") if isinstance(dense, torch.Tensor) else type(dense).__qualname__
+            raise ValueError(f"compressor={name}: decompress() of {numel} float32 values gives {got}, expected float32[{numel}]")
+    return compressor
+
+
+def _call(name: Any, what: str, method: Any, *args: Any) -> Any:
+    """`method(*args)`; whatever it raises becomes a ValueError naming `compressor=name` and `what` was called."""
+    try:
+        return method(*args)
+    except Exception as error:
+        raise ValueError(f"compressor={name}: {what} raised {failure(error)}") from error

@@ -210,6 +210,8 @@ def _load_synthetic_regression(cfg: Mapping[str, Any]) -> DatasetSplit:
 def _known_name(cfg: Mapping[str, Any]) -> str:
     """`data.name`, refused unless it is a registered or image data set."""
     name = cfg.get("name")
+    if name is None:
+        raise DataError(f"data.name is missing: a data config names its data set; known: {', '.join(known_datasets())}")
     if name not in DATASETS and name not in VISION_DATASETS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(known_datasets())}")
     return str(name)

@@ -9,7 +9,7 @@ import numpy as np
 
 from cgatrain.data.common import DataError, bool_option, float_option
 from cgatrain.data.label_skew import dirichlet_partition, shards_partition
-from cgatrain.registry import Registry, require_name
+from cgatrain.registry import Registry, failure, origin, require_name
 
 Partitioner = Callable[[np.ndarray, int, Mapping[str, Any], np.random.Generator], list[np.ndarray]]
 """``partitioner(labels, num_agents, partition_cfg, rng)``: one index array per agent (disjoint; sorted later)."""
@@ -155,13 +155,21 @@ def partition_indices(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any
     """
     labels = np.asarray(labels)
     name = cfg.get("name")
+    if name is None:
+        raise DataError(f"partition.name is missing: a partition config names its partition; known: {', '.join(PARTITIONS.names())}")
     partitioner = PARTITIONS.get(name)
     if isinstance(num_agents, bool) or not isinstance(num_agents, (int, np.integer)) or num_agents < 1:
         raise DataError(f"num_agents must be a positive integer, got {num_agents!r}")
     if labels.ndim != 1:
         raise DataError(f"labels must be a 1-D array, got shape {labels.shape}")
     rng = np.random.default_rng(seed)
-    shards = partitioner(labels, int(num_agents), cfg, rng)
+    try:
+        shards = partitioner(labels, int(num_agents), cfg, rng)
+    except DataError:
+        raise
+    except Exception as error:  # a plugin's bug: named with its type and line, not a bare traceback
+        raise DataError(f"partition={name}: the partitioner {origin(partitioner)} raised {failure(error)}") from error
+    shards = _checked_shards(shards, str(name), len(labels), int(num_agents))
     empty = [agent for agent, shard in enumerate(shards) if len(shard) == 0]
     if empty:
         raise DataError(
@@ -169,6 +177,47 @@ def partition_indices(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any
             f"among {num_agents} agents leaves agents {empty} with no data"
         )
     return [np.sort(shard).astype(np.int64) for shard in shards]
+
+
+def _checked_shards(shards: Any, name: str, num_samples: int, num_agents: int) -> list[np.ndarray]:
+    """A partitioner's return value as index arrays; a DataError unless it is `num_agents` disjoint 1-D integer
+    arrays (or sequences) of indices in [0, num_samples)."""
+    where = f"partition={name}"
+    if not isinstance(shards, (list, tuple)):
+        got = f"one array of shape {tuple(shards.shape)}" if hasattr(shards, "shape") else f"a {type(shards).__qualname__}"
+        raise DataError(f"{where} returned {got}; a partitioner returns a list of {num_agents} index arrays, one per agent")
+    if len(shards) != num_agents:
+        raise DataError(f"{where} returned {len(shards)} shards for agents={num_agents}; it must return one per agent")
+    arrays = []
+    for agent, shard in enumerate(shards):
+        array = np.asarray(shard)
+        if array.ndim != 1:
+            raise DataError(f"{where}: the shard of agent {agent} has shape {array.shape}; each shard is a 1-D array of train-set indices")
+        if array.size and not np.issubdtype(array.dtype, np.integer):
+            raise DataError(f"{where}: the shard of agent {agent} holds {array.dtype} values; train-set indices are integers")
+        if array.size and (array.min() < 0 or array.max() >= num_samples):
+            raise DataError(f"{where}: the shard of agent {agent} holds index {array.min() if array.min() < 0 else array.max()}, "
+                            f"outside [0, {num_samples}) (the train set has {num_samples} samples)")
+        arrays.append(array)
+    counts = np.bincount(np.concatenate([a for a in arrays if a.size] + [np.empty(0, dtype=np.int64)]), minlength=num_samples)
+    shared = np.flatnonzero(counts > 1)
+    if shared.size:
+        sample = int(shared[0])
+        owners = [agent for agent, array in enumerate(arrays) if (array == sample).any()]
+        twice = f"gives sample {sample} to agents {owners}" if len(owners) > 1 else f"gives sample {sample} twice to agent {owners[0]}"
+        raise DataError(f"{where} {twice} ({shared.size} samples more than once); the shards must be disjoint")
+    return arrays
+
+
+def partition_in_parent(labels: np.ndarray, num_agents: int, cfg: Mapping[str, Any], seed: int) -> list[np.ndarray]:
+    """`partition_indices`, twice: a partitioner whose shards differ between equal seeds (it draws from
+    np.random, not from its `rng`) would give every agent a different split from the one checked here."""
+    shards = partition_indices(labels, num_agents, cfg, seed)
+    again = partition_indices(labels, num_agents, cfg, seed)
+    if any(not np.array_equal(a, b) for a, b in zip(shards, again)):
+        raise DataError(f"partition {cfg.get('name')!r} must draw its randomness from the rng it is given: two calls "
+                        f"with seed={seed} gave different shards, so the agents would not get the shards checked here")
+    return shards
 
 
 def check_partition_feasible(num_samples: int, labels: np.ndarray | None, num_agents: int, cfg: Mapping[str, Any]) -> list[int]:
