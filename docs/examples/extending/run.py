@@ -1,7 +1,7 @@
 """Start cgatrain with this folder's plugins: `python run.py --config-dir conf [overrides...]`.
 
-Agents are separate processes that import this script again, so the plugins are registered in
-every agent as in the parent; keep the import at module level (not under `if __name__ == ...`).
+The agents are separate processes: cgatrain imports the modules that registered names (here `plugins`)
+again in each of them, so register in a module like `plugins.py`, not in this script.
 """
 
 import plugins  # noqa: F401  (registers lazy_dpsgd, halfprec, mlp2, blobs, sorted)
