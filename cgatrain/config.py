@@ -139,7 +139,9 @@ def validate(cfg: Mapping[str, Any] | DictConfig, local_agents: int | None = Non
         except (ValueError, TypeError, KeyError, FileNotFoundError, TopologyError, DataError) as error:
             problems.append(str(error) if not isinstance(error, KeyError) else f"missing config key {error}")
         except Exception as error:  # a plugin's check or a bug: said with its type and line, in the one list
-            problems.append(f"{getattr(check, '__qualname__', check)} raised {failure(error)}")
+            plugin = getattr(getattr(check, "__self__", None), "name", None)  # an algorithm's classmethod
+            problems.append(f"{f'algorithm={plugin}: ' if isinstance(plugin, str) else ''}{getattr(check, '__qualname__', check)} "
+                            f"raised {failure(error)}")
         return None
 
     attempt(_check_numbers, cfg)
@@ -164,7 +166,9 @@ def validate(cfg: Mapping[str, Any] | DictConfig, local_agents: int | None = Non
                                     "topology (topology.directed=true asks for a directed one)")
             topology = None
         if topology is not None and algorithm is not None:
-            attempt(topology.validate, algorithm.required_mixing(cfg["algorithm"]))
+            mixing = attempt(algorithm.required_mixing, cfg["algorithm"])
+            if mixing is not None:
+                attempt(topology.validate, mixing)
             attempt(algorithm.check_topology, topology, cfg["algorithm"])
             if algorithm.needs_undirected and topology.directed:
                 problems.append(f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected topology")

@@ -310,3 +310,25 @@ def test_a_compressor_whose_payload_disagrees_with_payload_like_is_refused(regis
     COMPRESSORS.remove("half_mine")
     registered(COMPRESSORS, "half_mine", half_codec())  # payload_like right: it runs
     validate(cfg)
+
+
+# --- an algorithm's own checks ---------------------------------------------------------------------------------------
+
+
+def test_an_exception_of_an_algorithms_checks_is_an_invalid_config_line(registered: Any) -> None:
+    class Careless(DPSGD):
+        name = "careless"
+
+        @classmethod
+        def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
+            hparams.damping  # type: ignore[attr-defined]  # noqa: B018
+
+        @classmethod
+        def required_mixing(cls, hparams: Mapping[str, Any]) -> str:
+            return ["row"][1]
+
+    registered(ALGORITHMS, "careless", Careless)
+    message = refusal(composed("algorithm=dpsgd", "algorithm.name=careless"))
+    assert ("algorithm=careless: test_an_exception_of_an_algorithms_checks_is_an_invalid_config_line.<locals>.Careless."
+            "check_hyperparameters raised AttributeError: 'dict' object has no attribute 'damping' (at test_plugin_checks.py:") in message
+    assert "algorithm=careless: test_an_exception_of_an_algorithms_checks_is_an_invalid_config_line.<locals>.Careless.required_mixing raised IndexError: list index out of range (at test_plugin_checks.py:" in message
