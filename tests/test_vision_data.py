@@ -3,14 +3,15 @@ label-skew partitions and the class-count table."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from vision_fixtures import write_cifar, write_mnist, write_tinyimagenet
+from vision_fixtures import rewrite_cifar, write_cifar, write_mnist, write_tinyimagenet
 
-from cgatrain.data import DataError, load_dataset, partition_indices
+from cgatrain.data import DataError, load_dataset, partition_indices, read_idx, write_idx
 from cgatrain.data.agent_data import AgentData, write_class_counts
 from cgatrain.data.augment import Augmentation, Normalizer
 from cgatrain.data.datasets import describe_dataset
@@ -212,3 +213,132 @@ def test_failed_download_is_a_data_error_naming_the_key(tmp_path: Path, monkeypa
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
     with pytest.raises(DataError, match=r"data.download=true: could not fetch cifar10 into .*Error downloading"):
         prepare_dataset({"name": "cifar10", "root": str(tmp_path), "download": True})
+
+
+# ---- damaged files are refused in the parent (describe_dataset), naming the file ----
+
+def _refused(cfg: dict, match: str) -> None:
+    """The parent's check and the agent's reader both refuse, with a DataError matching `match`."""
+    with pytest.raises(DataError, match=match):
+        describe_dataset(cfg)
+    with pytest.raises(DataError, match=match):
+        load_dataset(cfg)
+
+
+def test_cut_short_or_foreign_cifar_pickles_are_named(tmp_path: Path) -> None:
+    write_cifar(tmp_path)
+    cfg = {"name": "cifar10", "root": str(tmp_path)}
+    test_batch = tmp_path / "cifar-10-batches-py" / "test_batch"
+    whole = test_batch.read_bytes()
+    test_batch.write_bytes(whole[: len(whole) // 2])  # the test split: read by the parent too
+    _refused(cfg, r"cifar-10-batches-py/test_batch is not a readable pickle \(.*download it again")
+    test_batch.write_bytes(whole)
+    batch = pickle.loads(whole, encoding="latin1")
+    test_batch.write_bytes(pickle.dumps({key.encode(): value for key, value in batch.items()}))
+    _refused(cfg, r"test_batch has no 'data' entry \(its keys are bytes.*b'labels'")
+
+
+@pytest.mark.parametrize(("entries", "match"), [
+    ({"data": np.zeros((20, 32, 32, 3), np.uint8)}, r"data_batch_2 'data' is uint8 of shape \(20, 32, 32, 3\); .*\(N, 3072\)"),
+    ({"data": np.zeros((20, 1024), np.uint8)}, r"data_batch_2 'data' is uint8 of shape \(20, 1024\)"),
+    ({"data": np.zeros((20, 3072), np.int64)}, r"data_batch_2 'data' is int64 of shape"),
+    ({"labels": list(range(10)) * 2 + [3]}, r"data_batch_2 holds 20 images but 21 'labels'"),
+    ({"labels": None}, r"data_batch_2 has no 'labels' entry; its keys: 'data'"),
+    ({"labels": [10] + [0] * 19}, r"data_batch_2 has 1 label\(s\) outside 0..9 \(first: 10\); cifar10 has 10 classes"),
+])
+def test_cifar_batches_of_the_wrong_shape_or_labels_are_refused(tmp_path: Path, entries: dict, match: str) -> None:
+    write_cifar(tmp_path)
+    rewrite_cifar(tmp_path, "data_batch_2", **entries)
+    _refused({"name": "cifar10", "root": str(tmp_path)}, match)
+
+
+def test_test_labels_outside_the_classes_fail_in_the_parent(tmp_path: Path) -> None:
+    write_cifar(tmp_path, "cifar100")
+    rewrite_cifar(tmp_path, "test", "cifar100", fine_labels=[100] + [1] * 19)
+    _refused({"name": "cifar100", "root": str(tmp_path)}, r"cifar-100-python/test has 1 label\(s\) outside 0..99 \(first: 100\)")
+    from omegaconf import OmegaConf
+
+    from cgatrain.compose import compose_config
+    from cgatrain.config import ConfigError, validate
+
+    cfg = OmegaConf.to_container(compose_config(["data=cifar100", f"data.root={tmp_path}"]), resolve=True)
+    with pytest.raises(ConfigError, match=r"invalid config:\n  - data=cifar100: .*/test has 1 label\(s\) outside 0..99"):
+        validate(cfg)  # type: ignore[arg-type]
+
+
+def _rewrite_idx(tmp_path: Path, stem: str, array: np.ndarray, gz: bool = True) -> Path:
+    raw = tmp_path / "MNIST" / "raw"
+    (raw / f"{stem}.gz").unlink()
+    write_idx(raw / (f"{stem}.gz" if gz else stem), array)
+    return raw / (f"{stem}.gz" if gz else stem)
+
+
+def test_missing_files_message_names_only_the_missing_ones(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"missing t10k-labels-idx1-ubyte\[.gz\] in") as refusal:
+        describe_dataset({"name": "mnist", "root": str(tmp_path)})
+    assert "train-images" not in str(refusal.value) and "t10k-images" not in str(refusal.value)
+    write_cifar(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
+    with pytest.raises(DataError, match=r"data=cifar10: missing test_batch in .*cifar-10-batches-py\. Put"):
+        describe_dataset({"name": "cifar10", "root": str(tmp_path)})
+
+
+def test_cut_short_idx_files_fail_in_the_parent(tmp_path: Path) -> None:
+    arrays = write_mnist(tmp_path)
+    cfg = {"name": "mnist", "root": str(tmp_path)}
+    gz = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    whole = gz.read_bytes()
+    gz.write_bytes(whole[:-40])
+    _refused(cfg, r"data=mnist: .*/train-images-idx3-ubyte.gz: cannot be read as gzip")
+    gz.unlink()
+    raw = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    write_idx(raw, arrays["train_x"][:, 0])
+    raw.write_bytes(raw.read_bytes()[:-784])  # one image short of what its header says
+    _refused(cfg, r"data=mnist: .*/train-images-idx3-ubyte: IDX payload is 46256 bytes, header implies 47040")
+
+
+@pytest.mark.parametrize(("stem", "array", "match"), [
+    ("t10k-images-idx3-ubyte", np.zeros((19, 28, 28), np.uint8), r"t10k-images-idx3-ubyte.gz holds 19 images but .*t10k-labels-idx1-ubyte.gz 20 labels"),
+    ("train-labels-idx1-ubyte", np.arange(60, dtype=np.uint8) % 15, r"train-labels-idx1-ubyte.gz has 20 label\(s\) outside 0..9 \(first: 10\)"),
+    ("t10k-images-idx3-ubyte", np.full((20, 28, 28), 0.5, np.float32), r"t10k-images-idx3-ubyte.gz holds float32 pixels; mnist images are uint8"),
+    ("train-images-idx3-ubyte", np.zeros((60, 7, 7), np.uint8), r"train-images-idx3-ubyte.gz holds images of shape \(60, 7, 7\); mnist images are \(N, 28, 28\)"),
+])
+def test_idx_files_that_disagree_are_refused_in_the_parent(tmp_path: Path, stem: str, array: np.ndarray, match: str) -> None:
+    write_mnist(tmp_path)
+    _rewrite_idx(tmp_path, stem, array)
+    _refused({"name": "mnist", "root": str(tmp_path)}, match)
+
+
+def test_parent_check_of_the_real_mnist_test_set_is_quick(tmp_path: Path) -> None:
+    import time
+
+    real = Path("/work/shared/data/mnist-t10k")
+    if not (real / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip("needs the real MNIST test set")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for kind in ("images-idx3", "labels-idx1"):  # the test set stands in for the train set too
+        for prefix in ("train", "t10k"):
+            (raw / f"{prefix}-{kind}-ubyte.gz").symlink_to(real / f"t10k-{kind}-ubyte.gz")
+    start = time.perf_counter()
+    info = describe_dataset({"name": "mnist", "root": str(tmp_path)})
+    assert len(info.train_labels) == 10000 and time.perf_counter() - start < 1.0  # every file read, in under a second
+    (raw / "t10k-images-idx3-ubyte.gz").unlink()
+    write_idx(raw / "t10k-images-idx3-ubyte", read_idx(real / "t10k-images-idx3-ubyte.gz")[:9999])
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte holds 9999 images but .*t10k-labels-idx1-ubyte.gz 10000 labels"):
+        describe_dataset({"name": "mnist", "root": str(tmp_path)})
+
+
+def test_download_fetches_a_missing_test_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.datasets
+
+    from cgatrain.data.datasets import prepare_dataset
+
+    write_mnist(tmp_path / "data")
+    (tmp_path / "data" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").unlink()
+    calls = []
+    monkeypatch.setattr(torchvision.datasets, "MNIST", lambda root, train, download: calls.append(train) or write_mnist(Path(root)))
+    prepare_dataset({"name": "mnist", "root": str(tmp_path / "data"), "download": True})
+    assert calls == [True, False]

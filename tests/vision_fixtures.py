@@ -84,3 +84,14 @@ def write_tinyimagenet(root: Path, classes: int = 3, per_class: int = 4, val: in
         annotations.append(f"val_{index}.JPEG\t{wnids[index % classes]}\t0\t0\t63\t63")
     (folder / "val" / "val_annotations.txt").write_text("\n".join(annotations) + "\n")
     return wnids
+
+
+def rewrite_cifar(root: Path, file_name: str, name: str = "cifar10", **entries: object) -> None:
+    """Rewrite one CIFAR pickle with some entries replaced (a key mapped to None is removed)."""
+    path = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python") / file_name
+    with open(path, "rb") as handle:
+        batch = pickle.load(handle, encoding="latin1")
+    batch.update(entries)
+    batch = {key: value for key, value in batch.items() if value is not None}
+    with open(path, "wb") as handle:
+        pickle.dump(batch, handle, protocol=2)

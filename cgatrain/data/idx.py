@@ -61,6 +61,45 @@ def read_idx(path: str | Path) -> np.ndarray:
     return parse_idx(_read_bytes(path), source=str(path))
 
 
+def idx_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
+    """(dtype, shape) of an IDX file (raw or ``.gz``), after checking that its payload has the size the
+    header implies, without keeping the data: a ``.gz`` file is decompressed in chunks and counted."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as handle:
+                head = handle.read(4)
+                ndim = head[3] if len(head) == 4 else 0
+                head += handle.read(4 * ndim)
+                size = len(head)
+                while chunk := handle.read(1 << 22):
+                    size += len(chunk)
+        except (EOFError, OSError) as error:  # a download cut short, or not gzip at all
+            raise DataError(f"{path}: cannot be read as gzip ({error}); download it again") from None
+    else:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4)
+                head += handle.read(4 * head[3]) if len(head) == 4 else b""
+            size = path.stat().st_size
+        except OSError as error:
+            raise DataError(f"{path}: cannot be read ({error.strerror})") from None
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    type_code, ndim = head[2], head[3]
+    if type_code not in _IDX_DTYPES:
+        raise DataError(f"{path}: unknown IDX type code 0x{type_code:02x}")
+    header_end = 4 + 4 * ndim
+    if len(head) < header_end:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4))
+    dtype = _IDX_DTYPES[type_code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size - header_end != expected:
+        raise DataError(f"{path}: IDX payload is {size - header_end} bytes, header implies {expected}")
+    return dtype.newbyteorder("="), shape
+
+
 def write_idx(path: str | Path, array: np.ndarray) -> None:
     """Write ``array`` as an IDX file; gzip it when the name ends in ``.gz``."""
     path = Path(path)

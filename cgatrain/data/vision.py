@@ -2,7 +2,8 @@
 from its official archive layout, and seeded fake images. Images stay uint8 (N, C, H, W); the agent
 normalizes and augments them on its device (cgatrain.data.augment).
 
-Each reader has a label-only twin so that the parent can check a partition without decoding images.
+Each reader has a label-only twin for the parent: it checks every split's files (presence, sizes, counts, image
+format, the labels' range) and returns the train labels, without keeping any image.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from cgatrain.data.common import DataError, DatasetSplit, bool_option, int_option
-from cgatrain.data.idx import read_idx
+from cgatrain.data.idx import idx_header, read_idx
 
 # Per-channel mean and std of the train pixels in [0, 1] (the values the papers' code normalizes with).
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -49,13 +50,29 @@ def data_root(cfg: Mapping[str, Any]) -> Path:
 
 
 def _missing(name: str, folder: Path, files: list[str]) -> DataError:
+    where = "Unpack the official tiny-imagenet-200.zip there" if name == "tinyimagenet" else "Put the data set there in torchvision's layout"
     return DataError(
-        f"data={name}: missing {', '.join(files)} in {folder}. Put the data set there in torchvision's layout, "
+        f"data={name}: missing {', '.join(files)} in {folder}. {where}, "
         f"point data.root at its parent, or set data.download=true to fetch it once"
     )
 
 
+def _check_labels(name: str, source: Path, labels: np.ndarray, classes: int) -> np.ndarray:
+    """`labels` as int64, refused unless they are 1-D integer class ids in [0, classes)."""
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"data={name}: {source} holds labels of dtype {labels.dtype} and shape {labels.shape}; expected 1-D integer class ids")
+    labels = labels.astype(np.int64)
+    outside = labels[(labels < 0) | (labels >= classes)]
+    if len(outside):
+        raise DataError(f"data={name}: {source} has {len(outside)} label(s) outside 0..{classes - 1} (first: {int(outside[0])}); "
+                        f"{name} has {classes} classes")
+    return labels
+
+
 # ---- MNIST and Fashion-MNIST: <root>/<MNIST|FashionMNIST>/raw/*-ubyte[.gz] ----
+
+_IDX_SIZE = (28, 28)
+
 
 def _idx_file(folder: Path, stem: str) -> Path | None:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
@@ -64,58 +81,104 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _idx_paths(name: str, cfg: Mapping[str, Any], split: str) -> tuple[Path, Path]:
+def _idx_files(name: str, cfg: Mapping[str, Any]) -> dict[str, tuple[Path, Path]]:
+    """split -> (images file, labels file); a DataError names exactly the files that are missing."""
     folder = data_root(cfg) / _IDX_FOLDERS[name] / "raw"
-    paths = [_idx_file(folder, stem) for stem in _IDX_STEMS[split]]
-    if None in paths:
-        raise _missing(name, folder, [f"{s}[.gz]" for split_stems in _IDX_STEMS.values() for s in split_stems])
-    return paths[0], paths[1]  # type: ignore[return-value]
+    found = {stem: _idx_file(folder, stem) for stems in _IDX_STEMS.values() for stem in stems}
+    absent = [f"{stem}[.gz]" for stem, path in found.items() if path is None]
+    if absent:
+        raise _missing(name, folder, absent)
+    return {split: (found[images], found[labels]) for split, (images, labels) in _IDX_STEMS.items()}  # type: ignore[misc]
+
+
+def _check_idx_pair(name: str, images_path: Path, dtype: np.dtype, shape: tuple[int, ...], labels_path: Path, labels: np.ndarray) -> np.ndarray:
+    """Refuse images that are not uint8 28x28 or whose count differs from the labels'; return the checked labels."""
+    if dtype != np.uint8:
+        raise DataError(f"data={name}: {images_path} holds {dtype} pixels; {name} images are uint8 (0..255)")
+    if len(shape) != 3 or tuple(shape[1:]) != _IDX_SIZE:
+        raise DataError(f"data={name}: {images_path} holds images of shape {shape}; {name} images are (N, 28, 28)")
+    labels = _check_labels(name, labels_path, labels, 10)
+    if shape[0] != len(labels):
+        raise DataError(f"data={name}: {images_path} holds {shape[0]} images but {labels_path} {len(labels)} labels")
+    return labels
+
+
+def _named(name: str, read: Callable[[Path], Any], path: Path) -> Any:
+    """`read(path)`, its DataError prefixed with `data=<name>`."""
+    try:
+        return read(path)
+    except DataError as error:
+        raise DataError(f"data={name}: {error}") from None
 
 
 def _idx_labels(name: str, cfg: Mapping[str, Any], split: str) -> np.ndarray:
-    return read_idx(_idx_paths(name, cfg, split)[1]).astype(np.int64)
+    """The labels of `split`, after checking every split's files: IDX headers, payload sizes, counts, labels' range."""
+    labels = {}
+    for part, (images_path, labels_path) in _idx_files(name, cfg).items():
+        dtype, shape = _named(name, idx_header, images_path)  # the images are counted, not kept
+        labels[part] = _check_idx_pair(name, images_path, dtype, shape, labels_path, _named(name, read_idx, labels_path))
+    return labels[split]
 
 
 def _load_idx(name: str, cfg: Mapping[str, Any]) -> DatasetSplit:
     arrays = {}
-    for split in ("train", "test"):
-        images_path, labels_path = _idx_paths(name, cfg, split)
-        images, labels = read_idx(images_path), read_idx(labels_path)
-        if images.ndim != 3 or len(images) != len(labels):
-            raise DataError(f"data={name}: {images_path.name} {images.shape} and {labels_path.name} {labels.shape} do not match")
-        arrays[split] = (images[:, None].astype(np.uint8), labels.astype(np.int64))
+    for split, (images_path, labels_path) in _idx_files(name, cfg).items():
+        images = _named(name, read_idx, images_path)
+        labels = _check_idx_pair(name, images_path, images.dtype, images.shape, labels_path, _named(name, read_idx, labels_path))
+        arrays[split] = (images[:, None], labels)
     return _image_split(name, arrays, 10)
 
 
 # ---- CIFAR: <root>/cifar-10-batches-py/data_batch_1..5, test_batch; <root>/cifar-100-python/train, test ----
 
-def _cifar_batches(name: str, cfg: Mapping[str, Any], split: str) -> list[dict[str, Any]]:
+def _cifar_files(name: str, cfg: Mapping[str, Any]) -> dict[str, list[Path]]:
     folder_name, train_files, test_files, _, _ = _CIFAR[name]
     folder = data_root(cfg) / folder_name
-    files = train_files if split == "train" else test_files
     absent = [f for f in train_files + test_files if not (folder / f).is_file()]
     if absent:
         raise _missing(name, folder, absent)
-    batches = []
-    for file_name in files:
-        with open(folder / file_name, "rb") as handle:
-            batches.append(pickle.load(handle, encoding="latin1"))
-    return batches
+    return {"train": [folder / f for f in train_files], "test": [folder / f for f in test_files]}
+
+
+def _cifar_batch(name: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, labels) of one pickle, refused with the file's name when it is not a CIFAR batch."""
+    key, classes = _CIFAR[name][3], _CIFAR[name][4]
+    try:
+        with open(path, "rb") as handle:
+            batch = pickle.load(handle, encoding="latin1")
+    except OSError as error:
+        raise DataError(f"data={name}: {path} cannot be read ({error.strerror})") from None
+    except Exception as error:  # a cut-short or corrupt pickle raises any of a dozen types (UnpicklingError, EOFError, ...)
+        raise DataError(f"data={name}: {path} is not a readable pickle ({type(error).__name__}: {error}); download it again") from None
+    if not isinstance(batch, dict):
+        raise DataError(f"data={name}: {path} holds a {type(batch).__name__}, not a CIFAR batch (a dict with 'data' and {key!r})")
+    for entry in ("data", key):
+        if entry not in batch:
+            bytes_keys = " (its keys are bytes, as a pickle re-saved after loading with encoding='bytes'; use the original files)" \
+                if any(isinstance(k, bytes) for k in batch) else ""
+            raise DataError(f"data={name}: {path} has no {entry!r} entry{bytes_keys}; its keys: {', '.join(map(repr, batch))}")
+    data = np.asarray(batch["data"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DataError(f"data={name}: {path} 'data' is {data.dtype} of shape {data.shape}; CIFAR batches hold uint8 rows of "
+                        f"3072 bytes (N, 3072): the red, green and blue 32x32 planes of each image")
+    labels = _check_labels(name, path, np.asarray(batch[key]), classes)
+    if len(labels) != len(data):
+        raise DataError(f"data={name}: {path} holds {len(data)} images but {len(labels)} {key!r}")
+    return data.reshape(-1, 3, 32, 32), labels
 
 
 def _cifar_labels(name: str, cfg: Mapping[str, Any], split: str) -> np.ndarray:
-    key = _CIFAR[name][3]
-    return np.concatenate([np.asarray(batch[key], dtype=np.int64) for batch in _cifar_batches(name, cfg, split)])
+    """The labels of `split`, after checking every batch of both splits (each pickle is read whole, one at a time)."""
+    labels = {part: np.concatenate([_cifar_batch(name, path)[1] for path in paths]) for part, paths in _cifar_files(name, cfg).items()}
+    return labels[split]
 
 
 def _load_cifar(name: str, cfg: Mapping[str, Any]) -> DatasetSplit:
-    key, num_classes = _CIFAR[name][3], _CIFAR[name][4]
     arrays = {}
-    for split in ("train", "test"):
-        batches = _cifar_batches(name, cfg, split)
-        images = np.concatenate([np.asarray(b["data"], dtype=np.uint8).reshape(-1, 3, 32, 32) for b in batches])
-        arrays[split] = (images, np.concatenate([np.asarray(b[key], dtype=np.int64) for b in batches]))
-    return _image_split(name, arrays, num_classes)
+    for split, paths in _cifar_files(name, cfg).items():
+        batches = [_cifar_batch(name, path) for path in paths]
+        arrays[split] = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+    return _image_split(name, arrays, _CIFAR[name][4])
 
 
 # ---- TinyImageNet: <root>/tiny-imagenet-200/{wnids.txt, train/<wnid>/images/*.JPEG, val/images, val/val_annotations.txt} ----
@@ -230,7 +293,8 @@ def _image_split(name: str, arrays: Mapping[str, tuple[np.ndarray, np.ndarray]],
 # ---- downloads (parent only, before spawn) ----
 
 def download(name: str, cfg: Mapping[str, Any]) -> None:
-    """Fetch a data set into `data.root` once, in torchvision's layout; a no-op when it is already there."""
+    """Fetch a data set into `data.root` once, in torchvision's layout; a no-op when every split's files are there
+    and pass the parent's check (a missing or damaged file of either split is fetched)."""
     root = data_root(cfg)
     try:
         train_labels(name, cfg)
@@ -274,7 +338,9 @@ def load_vision(name: str, cfg: Mapping[str, Any]) -> DatasetSplit:
 
 
 def train_labels(name: str, cfg: Mapping[str, Any]) -> np.ndarray:
-    """The train labels alone (no image is decoded), for checking partitions in the parent."""
+    """The train labels, for checking partitions in the parent, after checking every split's files: their presence,
+    sizes and counts, the image format and the labels' range (MNIST: IDX headers, the images counted but not kept;
+    CIFAR: each pickle read whole; TinyImageNet: the folder listing of the train split, no image decoded)."""
     return _READERS[name][1](name, cfg, "train")
 
 
