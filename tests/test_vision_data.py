@@ -342,3 +342,78 @@ def test_download_fetches_a_missing_test_file(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(torchvision.datasets, "MNIST", lambda root, train, download: calls.append(train) or write_mnist(Path(root)))
     prepare_dataset({"name": "mnist", "root": str(tmp_path / "data"), "download": True})
     assert calls == [True, False]
+
+
+# ---- TinyImageNet: the decode cache follows the files and labels; decode errors name the file ----
+
+def test_tinyimagenet_cache_follows_the_wnids_order_and_replaced_images(tmp_path: Path) -> None:
+    import os
+
+    from PIL import Image
+
+    write_tinyimagenet(tmp_path, classes=3, per_class=4, val=6)
+    folder, cfg = tmp_path / "tiny-imagenet-200", {"name": "tinyimagenet", "root": str(tmp_path)}
+    first = load_dataset(cfg)
+    wnids = (folder / "wnids.txt").read_text().split()
+    (folder / "wnids.txt").write_text("\n".join(reversed(wnids)) + "\n")  # same files, other labels
+    second = load_dataset(cfg)
+    assert second.train_y.tolist() == [0] * 4 + [1] * 4 + [2] * 4 and second.test_y.tolist() == [2, 1, 0, 2, 1, 0]
+    assert torch.equal(second.train_x[:4], first.train_x[8:]) and torch.equal(second.test_x, first.test_x)
+    val_0 = folder / "val" / "images" / "val_0.JPEG"
+    stamp = val_0.stat().st_mtime_ns
+    Image.new("RGB", (64, 64), (0, 200, 0)).save(val_0, quality=95)  # replaced in place: same count, same name
+    os.utime(val_0, ns=(stamp + 10**9, stamp + 10**9))
+    third = load_dataset(cfg)
+    assert abs(float(third.test_x[0, 1].float().mean()) - 200) <= 2 and torch.equal(third.test_x[1:], first.test_x[1:])
+    assert len(list(folder.glob("cgatrain_*.npy"))) == 2  # the stale caches are gone
+    assert describe_dataset(cfg).num_classes == 3  # the parent counts wnids.txt, as the agents do
+
+
+def test_tinyimagenet_cache_is_written_per_process_or_skipped_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from cgatrain.data import vision
+
+    write_tinyimagenet(tmp_path, classes=2, per_class=2, val=2)
+    cfg = {"name": "tinyimagenet", "root": str(tmp_path)}
+    saved = []
+    real_save = np.save
+    monkeypatch.setattr(vision.np, "save", lambda path, array: saved.append(Path(path).name) or real_save(path, array))
+    vision.prepare_tinyimagenet(cfg)
+    assert len(saved) == 2 and all(name.endswith(f".{os.getpid()}.partial.npy") for name in saved)
+    for cache in (tmp_path / "tiny-imagenet-200").glob("cgatrain_*.npy"):
+        cache.unlink()
+
+    def unwritable(path: Path, array: np.ndarray) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(vision.np, "save", unwritable)
+    split = load_dataset(cfg)
+    assert split.train_x.shape == (4, 3, 64, 64) and not list((tmp_path / "tiny-imagenet-200").glob("*.npy"))
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 2 and "warning: data=tinyimagenet: cannot write the decode cache" in warnings[0]
+
+
+def test_tinyimagenet_damaged_files_are_named_in_the_parent(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from cgatrain.data.datasets import prepare_dataset
+
+    write_tinyimagenet(tmp_path, classes=3, per_class=2, val=3)
+    folder, cfg = tmp_path / "tiny-imagenet-200", {"name": "tinyimagenet", "root": str(tmp_path)}
+    val_2 = folder / "val" / "images" / "val_2.JPEG"
+    Image.new("RGB", (48, 48), (9, 9, 9)).save(val_2)
+    with pytest.raises(DataError, match=r"data=tinyimagenet: .*/val/images/val_2.JPEG is 48x48 pixels; TinyImageNet images are 64x64"):
+        prepare_dataset(cfg)
+    val_2.write_bytes((folder / "val" / "images" / "val_1.JPEG").read_bytes()[:300])
+    with pytest.raises(DataError, match=r"data=tinyimagenet: cannot decode .*/val/images/val_2.JPEG \("):
+        prepare_dataset(cfg)
+    with open(folder / "val" / "val_annotations.txt", "a") as handle:
+        handle.write("val_9.JPEG\tn99999999\t0\t0\t63\t63\n")
+    with pytest.raises(DataError, match=r"val_annotations.txt line 4 names no class of wnids.txt: 'val_9.JPEG\\tn99999999"):
+        describe_dataset(cfg)
+    (folder / "wnids.txt").unlink()
+    with pytest.raises(DataError, match=r"data=tinyimagenet: missing wnids.txt in .*tiny-imagenet-200\. Unpack the official "
+                                         r"tiny-imagenet-200.zip there, point data.root"):
+        describe_dataset(cfg)

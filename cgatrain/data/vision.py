@@ -8,7 +8,11 @@ format, the labels' range) and returns the train labels, without keeping any ima
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import pickle
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -183,27 +187,45 @@ def _load_cifar(name: str, cfg: Mapping[str, Any]) -> DatasetSplit:
 
 # ---- TinyImageNet: <root>/tiny-imagenet-200/{wnids.txt, train/<wnid>/images/*.JPEG, val/images, val/val_annotations.txt} ----
 
-def _tiny_listing(cfg: Mapping[str, Any], split: str) -> tuple[list[Path], np.ndarray, int]:
-    """(image files, labels, number of classes) from folder names and val_annotations.txt alone."""
+_TINY_SIZE = (64, 64)
+
+
+def _tiny_wnids(cfg: Mapping[str, Any]) -> list[str]:
     folder = data_root(cfg) / TINY_FOLDER
-    needed = ["wnids.txt", "train/", "val/images/", "val/val_annotations.txt"]
-    if not (folder / "wnids.txt").is_file() or not (folder / "val" / "val_annotations.txt").is_file() or not (folder / "train").is_dir():
-        raise _missing("tinyimagenet", folder, needed)
+    needed = {"wnids.txt": "is_file", "train/": "is_dir", "val/images/": "is_dir", "val/val_annotations.txt": "is_file"}
+    absent = [entry for entry, test in needed.items() if not getattr(folder / entry, test)()]
+    if absent:
+        raise _missing("tinyimagenet", folder, absent)
     wnids = [line.strip() for line in (folder / "wnids.txt").read_text().splitlines() if line.strip()]
+    if not wnids or len(set(wnids)) != len(wnids):
+        raise DataError(f"data=tinyimagenet: {folder / 'wnids.txt'} must list distinct class ids, one per line")
+    return wnids
+
+
+def _tiny_listing(cfg: Mapping[str, Any], split: str) -> tuple[list[Path], np.ndarray, int]:
+    """(image files, labels, number of classes) from wnids.txt, folder names and val_annotations.txt alone."""
+    folder = data_root(cfg) / TINY_FOLDER
+    wnids = _tiny_wnids(cfg)
     index = {wnid: i for i, wnid in enumerate(wnids)}
     files: list[Path] = []
     labels: list[int] = []
     if split == "train":
         for wnid in wnids:
             images = sorted((folder / "train" / wnid / "images").glob("*.JPEG"))
+            if not images:
+                raise DataError(f"data=tinyimagenet: no .JPEG in {folder / 'train' / wnid / 'images'}, but wnids.txt lists {wnid}")
             files += images
             labels += [index[wnid]] * len(images)
     else:
-        for line in (folder / "val" / "val_annotations.txt").read_text().splitlines():
+        annotations = folder / "val" / "val_annotations.txt"
+        for number, line in enumerate(annotations.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
             fields = line.split("\t")
-            if len(fields) >= 2 and fields[1] in index:
-                files.append(folder / "val" / "images" / fields[0])
-                labels.append(index[fields[1]])
+            if len(fields) < 2 or fields[1] not in index:
+                raise DataError(f"data=tinyimagenet: {annotations} line {number} names no class of wnids.txt: {line[:80]!r}")
+            files.append(folder / "val" / "images" / fields[0])
+            labels.append(index[fields[1]])
     if not files:
         raise DataError(f"data=tinyimagenet: no {split} images found under {folder}")
     return files, np.asarray(labels, dtype=np.int64), len(wnids)
@@ -212,36 +234,79 @@ def _tiny_listing(cfg: Mapping[str, Any], split: str) -> tuple[list[Path], np.nd
 def _decode(files: list[Path]) -> np.ndarray:
     from PIL import Image
 
-    images = []
+    images = np.empty((len(files), 3, *_TINY_SIZE), dtype=np.uint8)
+    for i, path in enumerate(files):
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError, Image.DecompressionBombError) as error:  # missing, truncated, not an image
+            raise DataError(f"data=tinyimagenet: cannot decode {path} ({error})") from None
+        if pixels.shape[:2] != _TINY_SIZE:
+            raise DataError(f"data=tinyimagenet: {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels; TinyImageNet images are 64x64")
+        images[i] = pixels.transpose(2, 0, 1)
+    return images
+
+
+def _tiny_cache(cfg: Mapping[str, Any], split: str, files: list[Path], labels: np.ndarray) -> Path:
+    """The decode cache's name: a hash of the files (names, sizes, modification times) and of their labels (which
+    encode wnids.txt's order and val_annotations.txt), so that changed files or labels never reuse stale pixels."""
+    folder = data_root(cfg) / TINY_FOLDER
+    digest = hashlib.sha256(labels.astype("<i8").tobytes())
     for path in files:
-        with Image.open(path) as image:
-            images.append(np.asarray(image.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1))
-    return np.stack(images)
+        try:
+            stat = path.stat()
+        except OSError as error:
+            raise DataError(f"data=tinyimagenet: cannot read {path} ({error.strerror})") from None
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return folder / f"cgatrain_{split}_{len(files)}_{digest.hexdigest()[:16]}.npy"
 
 
-def _tiny_cache(cfg: Mapping[str, Any], split: str, files: list[Path]) -> Path:
-    return data_root(cfg) / TINY_FOLDER / f"cgatrain_{split}_{len(files)}.npy"
+_WARNED: set[Path] = set()
+
+
+def _tiny_images(cfg: Mapping[str, Any], split: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(images, labels, classes) of a split: the cache memory-mapped, else decoded (and cached when the folder is writable)."""
+    files, labels, classes = _tiny_listing(cfg, split)
+    cache = _tiny_cache(cfg, split, files, labels)
+    if cache.exists():
+        # Copy-on-write memory map: an agent that keeps only its shard reads only those rows.
+        return np.load(cache, mmap_mode="c"), labels, classes
+    images = _decode(files)
+    partial = cache.with_name(f"{cache.stem}.{os.getpid()}.partial.npy")  # per process: concurrent runs never share one
+    try:
+        np.save(partial, images)
+        os.replace(partial, cache)  # atomic: a reader sees the whole file or none
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        if cache not in _WARNED:
+            _WARNED.add(cache)
+            print(f"warning: data=tinyimagenet: cannot write the decode cache {cache} ({error.strerror or error}); "
+                  "every process decodes the JPEGs itself (make the folder writable to decode once)", file=sys.stderr, flush=True)
+        return images, labels, classes
+    for stale in cache.parent.glob(f"cgatrain_{split}_*.npy"):  # caches of earlier contents of the folder
+        if stale != cache and not stale.name.endswith(".partial.npy"):
+            stale.unlink(missing_ok=True)
+    return images, labels, classes
+
+
+def _tiny_labels(name: str, cfg: Mapping[str, Any], split: str) -> np.ndarray:
+    """The labels of `split`, after listing both splits (folders and val_annotations.txt; no image is decoded)."""
+    return {part: _tiny_listing(cfg, part)[1] for part in ("train", "test")}[split]
 
 
 def prepare_tinyimagenet(cfg: Mapping[str, Any]) -> None:
     """Decode every JPEG once into a uint8 .npy next to the data (the parent does this before spawn)."""
     for split in ("train", "test"):
-        files, _, _ = _tiny_listing(cfg, split)
-        cache = _tiny_cache(cfg, split, files)
-        if not cache.exists():
-            partial = cache.with_suffix(".partial.npy")
-            np.save(partial, _decode(files))
-            partial.replace(cache)
+        _tiny_images(cfg, split)
 
 
 def _load_tinyimagenet(name: str, cfg: Mapping[str, Any]) -> DatasetSplit:
-    prepare_tinyimagenet(cfg)
-    arrays, num_classes = {}, 200
+    arrays, classes = {}, 0
     for split in ("train", "test"):
-        files, labels, num_classes = _tiny_listing(cfg, split)
-        # Copy-on-write memory map: an agent that keeps only its shard reads only those rows.
-        arrays[split] = (np.load(_tiny_cache(cfg, split, files), mmap_mode="c"), labels)
-    return _image_split(name, arrays, num_classes)
+        images, labels, classes = _tiny_images(cfg, split)
+        arrays[split] = (images, labels)
+    return _image_split(name, arrays, classes)
 
 
 # ---- fake: seeded uniform bytes, labels from their own stream so the parent never draws images ----
@@ -326,7 +391,7 @@ _READERS: dict[str, tuple[Callable[[str, Mapping[str, Any]], DatasetSplit], Call
     "fashion_mnist": (_load_idx, _idx_labels),
     "cifar10": (_load_cifar, _cifar_labels),
     "cifar100": (_load_cifar, _cifar_labels),
-    "tinyimagenet": (_load_tinyimagenet, lambda name, cfg, split: _tiny_listing(cfg, split)[1]),
+    "tinyimagenet": (_load_tinyimagenet, _tiny_labels),
     "fake": (_load_fake, lambda name, cfg, split: _fake_labels(cfg, split)),
 }
 VISION_DATASETS = tuple(_READERS)
@@ -340,7 +405,7 @@ def load_vision(name: str, cfg: Mapping[str, Any]) -> DatasetSplit:
 def train_labels(name: str, cfg: Mapping[str, Any]) -> np.ndarray:
     """The train labels, for checking partitions in the parent, after checking every split's files: their presence,
     sizes and counts, the image format and the labels' range (MNIST: IDX headers, the images counted but not kept;
-    CIFAR: each pickle read whole; TinyImageNet: the folder listing of the train split, no image decoded)."""
+    CIFAR: each pickle read whole; TinyImageNet: the folder listing, no image decoded)."""
     return _READERS[name][1](name, cfg, "train")
 
 
@@ -351,6 +416,8 @@ def image_shape(name: str, cfg: Mapping[str, Any]) -> tuple[int, ...]:
 
 
 def num_classes(name: str, cfg: Mapping[str, Any]) -> int:
-    """Number of classes of a data set, without reading it."""
-    known = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
+    """Number of classes of a data set, without reading its images (TinyImageNet: the lines of wnids.txt)."""
+    if name == "tinyimagenet":
+        return len(_tiny_wnids(cfg))
+    known = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
     return known[name] if name in known else _fake_options(cfg)[1]
