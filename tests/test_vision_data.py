@@ -417,3 +417,33 @@ def test_tinyimagenet_damaged_files_are_named_in_the_parent(tmp_path: Path) -> N
     with pytest.raises(DataError, match=r"data=tinyimagenet: missing wnids.txt in .*tiny-imagenet-200\. Unpack the official "
                                          r"tiny-imagenet-200.zip there, point data.root"):
         describe_dataset(cfg)
+
+
+# ---- data options: every problem at once, in the parent ----
+
+@pytest.mark.parametrize("budget", [0, -5, "abc", True, float("nan")])
+def test_memory_budget_must_be_a_positive_number(budget: object) -> None:
+    from cgatrain.data.agent_data import check_data_options
+
+    with pytest.raises(DataError, match=r"data.memory_budget_mb must be a positive number of megabytes, got "):
+        check_data_options({"memory_budget_mb": budget}, "cifar10")
+    check_data_options({"memory_budget_mb": 0.5}, "cifar10")
+    check_data_options({"memory_budget_mb": None}, "cifar10")
+
+
+def test_data_options_report_every_problem_and_eval_train_needs_the_shard_in_memory() -> None:
+    from cgatrain.data.agent_data import check_data_options
+
+    with pytest.raises(DataError) as refusal:
+        check_data_options({"augment": "rotate", "in_memory": "maybe", "memory_budget_mb": -5, "workers": -1, "crop_padding": "x"}, "cifar10")
+    assert str(refusal.value).split("\n  - ") == [
+        "data.augment must be one of auto, none, crop_flip, crop, flip; got 'rotate'",
+        "data.in_memory must be one of ('auto', 'true', 'false'), got 'maybe'",
+        "data.memory_budget_mb must be a positive number of megabytes, got -5",
+        "data.workers must be >= 0, got -1",
+        "data.crop_padding must be an integer, got 'x'",
+    ]
+    with pytest.raises(DataError, match=r"train.eval_train scores each agent's shard in memory, but data.in_memory=false streams it"):
+        check_data_options({"in_memory": False}, "cifar10", eval_train=True)
+    check_data_options({"in_memory": False}, "cifar10")
+    check_data_options({"in_memory": "auto"}, "cifar10", eval_train=True)

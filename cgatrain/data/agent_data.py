@@ -9,7 +9,9 @@ draws, one image at a time, so both paths give the same batches.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,21 @@ def fits_in_memory(split: DatasetSplit, shard_size: int, cfg: Mapping[str, Any])
     if choice != "auto":
         return choice == "true"
     per_sample = split.train_x[:1].numel() * split.train_x.element_size()
-    budget = float(cfg.get("memory_budget_mb") or 4096) * 1e6
-    return (shard_size + len(split.test_x)) * per_sample <= budget
+    return (shard_size + len(split.test_x)) * per_sample <= memory_budget_mb(cfg) * 1e6
+
+
+def memory_budget_mb(cfg: Mapping[str, Any]) -> float:
+    """`data.memory_budget_mb` (default 4096 when absent or null): a positive number of megabytes."""
+    value = cfg.get("memory_budget_mb")
+    if value is None:
+        return 4096.0
+    try:
+        budget = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        budget = math.nan
+    if not 0 < budget < math.inf:
+        raise DataError(f"data.memory_budget_mb must be a positive number of megabytes, got {value!r}")
+    return budget
 
 
 class _StreamedShard(Dataset):
@@ -139,14 +154,31 @@ def write_class_counts(run_dir: Path, counts: np.ndarray) -> str:
     return format_class_counts(counts)
 
 
-def check_data_options(cfg: Mapping[str, Any], name: str) -> None:
-    """Reject bad `data.augment`/`data.in_memory`/`data.workers` values in the parent."""
+def check_data_options(cfg: Mapping[str, Any], name: str, eval_train: bool = False) -> None:
+    """Reject bad `data.augment`/`data.in_memory`/`data.memory_budget_mb`/`data.workers`/`data.crop_padding` values
+    in the parent, every problem in one DataError (one per line). `eval_train`: `train.eval_train`, which needs the
+    shard in memory, so `data.in_memory=false` is refused with it."""
+    problems: list[str] = []
+
+    def attempt(check: Callable[[], Any]) -> None:
+        try:
+            check()
+        except DataError as error:
+            problems.append(re.sub(r"option '(\w+)'", r"data.\1", str(error)))
+
     choice = str(cfg.get("augment") or "auto")
     if choice not in ("auto", "none", "crop_flip", "crop", "flip"):
-        raise DataError(f"data.augment must be one of auto, none, crop_flip, crop, flip; got {choice!r}")
-    if choice not in ("auto", "none") and name not in VISION_DATASETS:
-        raise DataError(f"data.augment={choice} needs an image data set held as uint8 ({', '.join(VISION_DATASETS)}); data={name} is not")
-    if str(cfg.get("in_memory", "auto")).lower() not in IN_MEMORY:
-        raise DataError(f"data.in_memory must be one of {IN_MEMORY}, got {cfg.get('in_memory')!r}")
-    int_option(cfg, "workers", 2, minimum=0)
-    int_option(cfg, "crop_padding", 4, minimum=0)
+        problems.append(f"data.augment must be one of auto, none, crop_flip, crop, flip; got {choice!r}")
+    elif choice not in ("auto", "none") and name not in VISION_DATASETS:
+        problems.append(f"data.augment={choice} needs an image data set held as uint8 ({', '.join(VISION_DATASETS)}); data={name} is not")
+    in_memory = str(cfg.get("in_memory", "auto")).lower()
+    if in_memory not in IN_MEMORY:
+        problems.append(f"data.in_memory must be one of {IN_MEMORY}, got {cfg.get('in_memory')!r}")
+    elif in_memory == "false" and eval_train:
+        problems.append("train.eval_train scores each agent's shard in memory, but data.in_memory=false streams it: "
+                        "set data.in_memory=auto or true, or train.eval_train=false")
+    attempt(lambda: memory_budget_mb(cfg))
+    attempt(lambda: int_option(cfg, "workers", 2, minimum=0))
+    attempt(lambda: int_option(cfg, "crop_padding", 4, minimum=0))
+    if problems:
+        raise DataError("\n  - ".join(problems))
