@@ -105,6 +105,34 @@ def test_streaming_gives_the_in_memory_batches(tmp_path: Path, workers: int) -> 
     assert all(torch.equal(a[0], b[0]) for a, b in zip(tail, list(memory.batches(1, 5))[3:], strict=True))
 
 
+def test_streaming_keeps_one_loader_and_its_workers_across_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.utils.data import DataLoader
+
+    from cgatrain.data import agent_data
+
+    loaders = []
+
+    class Counted(DataLoader):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            loaders.append(kwargs)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(agent_data, "DataLoader", Counted)
+    write_cifar(tmp_path)
+    cfg = {"name": "cifar10", "root": str(tmp_path)}
+    split = load_dataset(cfg)
+    shard = np.arange(1, 100, 3)
+    memory = AgentData(split, shard, 8, 5, 1, CPU, {**cfg, "in_memory": True})
+    streamed = AgentData(split, shard, 8, 5, 1, CPU, {**cfg, "in_memory": False, "workers": 1})
+    assert len(streamed.streamed) == len(shard)  # only the shard is kept
+    half_read = streamed.batches(0, 4)
+    next(half_read)  # an epoch left after one step (a stop mid-epoch): the next one starts clean
+    for epoch in (1, 2, 3):
+        for (x1, y1), (x2, y2) in zip(memory.batches(epoch, 4), streamed.batches(epoch, 4), strict=True):
+            assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert len(loaders) == 1 and loaders[0]["persistent_workers"] is True
+
+
 def test_in_memory_batches_are_the_shard_augmented(tmp_path: Path) -> None:
     write_cifar(tmp_path)
     cfg = {"name": "cifar10", "root": str(tmp_path), "augment": "none"}

@@ -70,7 +70,7 @@ def memory_budget_mb(cfg: Mapping[str, Any]) -> float:
 
 
 class _StreamedShard(Dataset):
-    """Items are (global index, top, left, flip): the sample and its augmentation draws."""
+    """Items are (index in the shard, top, left, flip): the sample and its augmentation draws."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, augmentation: Augmentation) -> None:
         self.images, self.labels, self.augmentation = images, labels, augmentation
@@ -82,6 +82,20 @@ class _StreamedShard(Dataset):
         index, top, left, flip = item
         image = torch.as_tensor(np.asarray(self.images[index]))
         return self.augmentation.apply_one(image, (top, left), flip), self.labels[index]
+
+
+class _EpochPlan:
+    """The streaming loader's batch sampler: the batches of the epoch being read. Set before each epoch, so that one
+    DataLoader, and its persistent worker processes, serves every epoch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[int, int, int, bool]]] = []
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int, bool]]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 class AgentData:
@@ -96,13 +110,17 @@ class AgentData:
         self.normalizer = Normalizer(split.mean, split.std, device) if split.mean is not None else None
         self.in_memory = fits_in_memory(split, len(self.shard), cfg)
         self.workers = int_option(cfg, "workers", 2, minimum=0) or 0
+        # Only this agent's shard is kept (on the device, or in host memory when streaming); the rest of the
+        # train set is dropped with `split`.
+        rows = torch.from_numpy(self.shard)
         if self.in_memory:
-            # Only this agent's shard is kept; the rest of the train set is dropped with `split`.
-            rows = torch.from_numpy(self.shard)
             self.train_x = split.train_x[rows].to(device)
             self.train_y = split.train_y[rows].to(device)
         else:
-            self.streamed = _StreamedShard(split.train_x, split.train_y, self.augmentation)
+            self.streamed = _StreamedShard(split.train_x[rows], split.train_y[rows], self.augmentation)
+            self.plan = _EpochPlan()
+            self.loader = DataLoader(self.streamed, batch_sampler=self.plan, num_workers=self.workers,
+                                     pin_memory=device.type == "cuda", persistent_workers=self.workers > 0)
         test_x = split.test_x.to(device)
         self.test_inputs: torch.Tensor | NormalizedImages = NormalizedImages(test_x, self.normalizer) if self.normalizer else test_x
         self.test_targets = split.test_y.to(device)
@@ -117,9 +135,9 @@ class AgentData:
                 images = self.augmentation.apply_batch(self.train_x[rows], offsets, flips)
                 yield self._finish(images, self.train_y[rows])
             return
-        items = [[(int(i), int(o[0]), int(o[1]), bool(f)) for i, o, f in zip(batch, offsets, flips)] for batch, (offsets, flips) in zip(plan, draws)]
-        loader = DataLoader(self.streamed, batch_sampler=items, num_workers=self.workers, pin_memory=self.device.type == "cuda")
-        for images, targets in loader:
+        self.plan.batches = [[(int(i), int(o[0]), int(o[1]), bool(f)) for i, o, f in zip(np.searchsorted(self.shard, batch), offsets, flips)]
+                             for batch, (offsets, flips) in zip(plan, draws)]
+        for images, targets in self.loader:  # the same workers every epoch; an epoch left half-read is discarded
             yield self._finish(images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True))
 
     def shard_eval_set(self) -> tuple[torch.Tensor | NormalizedImages, torch.Tensor]:
