@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from cgatrain.algorithms.base import register
 from cgatrain.algorithms.dpmsgd import DPMSGD
 from cgatrain.algorithms.momentum import Momentum
+from cgatrain.option_checks import flag
 
 
 @register
@@ -31,8 +32,7 @@ class CDMSGD(DPMSGD):
     @classmethod
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
         super().check_hyperparameters(hparams)
-        if not isinstance(hparams.get("nesterov", True), bool):
-            raise TypeError(f"algorithm.nesterov must be true or false, got {hparams['nesterov']!r}")
+        flag({**cls.hyperparameters, **hparams}["nesterov"], "algorithm.nesterov")
 
     def build_momentum(self) -> Momentum:
         return Momentum(float(self.hparams["momentum"]), nesterov=bool(self.hparams["nesterov"]), buffer="velocity")

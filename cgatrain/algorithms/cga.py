@@ -13,6 +13,7 @@ from cgatrain.algorithms.momentum import Momentum
 from cgatrain.algorithms.qp import project_gradient, project_per_tensor
 from cgatrain.comm.exchange import PendingRound
 from cgatrain.compression import ErrorFeedback
+from cgatrain.option_checks import flag, number
 
 MOMENTUM_FORMS = ("heavy_ball", "nesterov")
 QP_SCOPES = ("whole", "per_tensor")
@@ -50,8 +51,13 @@ class CGA(Algorithm):
         for key, allowed in (("momentum_form", MOMENTUM_FORMS), ("qp_scope", QP_SCOPES), ("cross_grad_mode", MODES)):
             if merged[key] not in allowed:
                 raise ValueError(f"algorithm.{key} must be one of {allowed}, not {merged[key]!r}")
-        if float(merged["dual_margin"]) < 0 or (merged["ridge"] is not None and float(merged["ridge"]) <= 0):
-            raise ValueError("algorithm.dual_margin must be >= 0 and algorithm.ridge null or > 0")
+        margin = number(merged["dual_margin"], "algorithm.dual_margin")
+        if not margin >= 0:
+            raise ValueError(f"algorithm.dual_margin (the QP's lower bound on u) must be >= 0, got {margin}")
+        ridge = number(merged["ridge"], "algorithm.ridge", allow_none=True)
+        if ridge is not None and not ridge > 0:
+            raise ValueError(f"algorithm.ridge must be null (automatic) or > 0, got {ridge}")
+        flag(merged["scale_by_mixing"], "algorithm.scale_by_mixing")
 
     def setup(self) -> None:
         super().setup()

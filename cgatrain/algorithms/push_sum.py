@@ -13,6 +13,7 @@ import torch
 
 from cgatrain.algorithms.base import Algorithm, register
 from cgatrain.algorithms.momentum import Momentum
+from cgatrain.option_checks import flag, integer, number
 
 
 class PushSum(Algorithm):
@@ -54,6 +55,11 @@ class SGP(PushSum):
     rounds = ("push",)
     hyperparameters = {"momentum": 0.9, "nesterov": True}
 
+    @classmethod
+    def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
+        super().check_hyperparameters(hparams)
+        flag({**cls.hyperparameters, **hparams}["nesterov"], "algorithm.nesterov")
+
     def build_momentum(self) -> Momentum:
         return Momentum(float(self.hparams["momentum"]), nesterov=bool(self.hparams["nesterov"]), buffer="gradient")
 
@@ -84,8 +90,9 @@ class SparsePush(PushSum):
     @classmethod
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
         super().check_hyperparameters(hparams)
-        if not 0.0 < float(hparams.get("eta", cls.hyperparameters["eta"])) <= 1.0:
-            raise ValueError("algorithm.eta (the averaging rate) must lie in (0, 1]")
+        eta = number({**cls.hyperparameters, **hparams}["eta"], "algorithm.eta")
+        if not 0.0 < eta <= 1.0:
+            raise ValueError(f"algorithm.eta (the averaging rate) must lie in (0, 1], got {eta}")
 
     def setup(self) -> None:
         super().setup()
@@ -142,10 +149,11 @@ class SCSP(SparsePush):
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
         super().check_hyperparameters(hparams)
         merged = {**cls.hyperparameters, **hparams}
-        if merged["gossip_eta"] is not None and not 0.0 < float(merged["gossip_eta"]) <= 1.0:
-            raise ValueError("algorithm.gossip_eta must lie in (0, 1] (or be null to reuse eta)")
-        if int(merged["gossip_steps"]) < 0 or (merged["gossip_every"] is not None and int(merged["gossip_every"]) < 1):
-            raise ValueError("algorithm.gossip_steps must be >= 0 and algorithm.gossip_every null or >= 1")
+        gossip_eta = number(merged["gossip_eta"], "algorithm.gossip_eta", allow_none=True)
+        if gossip_eta is not None and not 0.0 < gossip_eta <= 1.0:
+            raise ValueError(f"algorithm.gossip_eta must lie in (0, 1] (or be null to reuse eta), got {gossip_eta}")
+        integer(merged["gossip_steps"], "algorithm.gossip_steps", 0, meaning=" (push-sum steps per gossip phase)")
+        integer(merged["gossip_every"], "algorithm.gossip_every", 1, allow_none=True, meaning=" (training steps between gossip phases)")
 
     def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         loss = super().step(lr, step, epoch)
