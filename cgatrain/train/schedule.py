@@ -9,25 +9,45 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from cgatrain.option_checks import integer, number
+
 SCHEDULES = ("constant", "exponential", "step", "cosine")
 
 
-def check_schedule(cfg: Mapping[str, Any]) -> None:
-    """Reject an unknown schedule or a nonsensical factor before any process starts."""
+def check_schedule(cfg: Mapping[str, Any], base_lr: float | None = None) -> None:
+    """Reject an unknown schedule or a nonsensical option before any process starts; each refusal names its key.
+
+    `base_lr` is `optim.lr`: a cosine schedule's `eta_min` above it would anneal upwards.
+    """
     name = cfg.get("name", "constant")
     if name not in SCHEDULES:
         raise ValueError(f"optim.schedule.name must be one of {SCHEDULES}, not {name!r}")
-    gamma = float(cfg.get("gamma", 1.0))
-    if not 0.0 < gamma <= 1.0 and name not in ("constant", "cosine"):
-        raise ValueError(f"optim.schedule.gamma must lie in (0, 1], got {gamma}")
-    if name == "step" and not cfg.get("milestones") and int(cfg.get("step_size") or 0) < 1:
-        raise ValueError("optim.schedule.name=step needs step_size >= 1 or a list of milestones")
-    if not float(cfg.get("warmup_epochs") or 0.0) >= 0.0:
-        raise ValueError(f"optim.schedule.warmup_epochs must be >= 0, got {cfg.get('warmup_epochs')}")
-    if not 0.0 <= float(cfg.get("warmup_start_factor", 0.1)) <= 1.0:
-        raise ValueError(f"optim.schedule.warmup_start_factor must lie in [0, 1], got {cfg.get('warmup_start_factor')}")
-    if not float(cfg.get("eta_min") or 0.0) >= 0.0:
-        raise ValueError(f"optim.schedule.eta_min must be >= 0, got {cfg.get('eta_min')}")
+    if name in ("exponential", "step"):
+        gamma = number(cfg.get("gamma", 1.0), "optim.schedule.gamma")
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"optim.schedule.gamma must lie in (0, 1], got {gamma}")
+    milestones = cfg.get("milestones")
+    if milestones is not None and (not isinstance(milestones, list | tuple)
+                                   or any(isinstance(m, bool) or not isinstance(m, int) or m < 0 for m in milestones)):
+        raise ValueError(f"optim.schedule.milestones must be null or a list of epochs (integers >= 0), e.g. [100, 150], got {milestones!r}")
+    step_size = integer(cfg.get("step_size"), "optim.schedule.step_size", 1, allow_none=True, meaning=" (epochs between decays)")
+    if name == "step" and not milestones and step_size is None:
+        raise ValueError("optim.schedule.name=step needs optim.schedule.step_size (an integer >= 1) or optim.schedule.milestones (a list of epochs)")
+    if name == "step" and milestones and step_size is not None:
+        raise ValueError(f"optim.schedule.name=step takes optim.schedule.step_size or optim.schedule.milestones, not both "
+                         f"(step_size={step_size}, milestones={list(milestones)})")
+    warmup = number(cfg.get("warmup_epochs"), "optim.schedule.warmup_epochs", allow_none=True)
+    if warmup is not None and not warmup >= 0.0:
+        raise ValueError(f"optim.schedule.warmup_epochs must be >= 0, got {warmup}")
+    start = number(cfg.get("warmup_start_factor", 0.1), "optim.schedule.warmup_start_factor")
+    if not 0.0 <= start <= 1.0:
+        raise ValueError(f"optim.schedule.warmup_start_factor must lie in [0, 1], got {start}")
+    eta_min = number(cfg.get("eta_min"), "optim.schedule.eta_min", allow_none=True) or 0.0
+    if not eta_min >= 0.0:
+        raise ValueError(f"optim.schedule.eta_min must be >= 0, got {eta_min}")
+    if name == "cosine" and base_lr is not None and eta_min > base_lr:
+        raise ValueError(f"optim.schedule.eta_min={eta_min} is above optim.lr={base_lr}: the cosine schedule would anneal "
+                         "upwards; eta_min is the rate it decays to")
 
 
 def learning_rate(base_lr: float, cfg: Mapping[str, Any], epoch: int) -> float:
