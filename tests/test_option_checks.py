@@ -1,13 +1,56 @@
-"""Options refused in the parent with a message naming the key."""
+"""Options refused in the parent with a message naming the key, and NGO's gamma_schedule=lr against its formula (gamma_t <= gamma)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 
 from cgatrain.algorithms import get_algorithm
-from cgatrain.train.schedule import check_schedule
+from cgatrain.algorithms.ngo import NGO
+from cgatrain.comm.delayed import DelayedGossip
+from cgatrain.train.schedule import check_schedule, learning_rate_at
+
+
+def _ngo(gamma: float) -> NGO:
+    """An NGO agent for _gamma and state round trips only (no process group)."""
+    algorithm = NGO(SimpleNamespace(model=SimpleNamespace(params=torch.zeros(1))), {"gamma": gamma, "gamma_schedule": "lr"})
+    algorithm.delay_line = DelayedGossip(None, "ngo_state", 0)
+    return algorithm
+
+
+WARMUP = {"name": "cosine", "warmup_epochs": 2, "warmup_start_factor": 0.01, "eta_min": 0.0}
+RATES = [learning_rate_at(0.1, WARMUP, step, 6, 4) for step in range(24)]  # the walkthrough's run: 4 epochs x 6 steps
+
+
+def test_ngo_gamma_schedule_lr_is_relative_to_the_peak_rate_and_never_above_gamma() -> None:
+    """gamma_t = gamma * lr_t / max_{s <= t} lr_s: gamma through the warmup, then gamma * lr_t / optim.lr."""
+    algorithm = _ngo(0.2)
+    gammas = [algorithm._gamma(lr) for lr in RATES]
+    expected = [0.2 * lr / max(RATES[: t + 1]) for t, lr in enumerate(RATES)]
+    assert gammas == pytest.approx(expected, rel=1e-12)
+    assert max(gammas) <= 0.2 + 1e-15
+    assert gammas[:12] == pytest.approx([0.2] * 12)  # warmup: the rate rises, the consensus step stays gamma
+    assert gammas[12:] == pytest.approx([0.2 * lr / 0.1 for lr in RATES[12:]])  # after it: relative to optim.lr
+
+
+@pytest.mark.parametrize("saved_key", ["peak_lr", "initial_lr"], ids=["checkpoint", "checkpoint-before-peak_lr"])
+def test_ngo_gamma_schedule_lr_resumes_to_the_same_gammas(saved_key: str) -> None:
+    """Resumed mid-warmup: the same gamma_t as straight on, also from a checkpoint that saved the first step's rate."""
+    straight_on = _ngo(0.2)
+    straight = [straight_on._gamma(lr) for lr in RATES]
+    first = _ngo(0.2)
+    for lr in RATES[:5]:
+        first._gamma(lr)
+    state = first.state_dict()
+    if saved_key == "initial_lr":  # what the old code saved: the first step's (warmup) rate
+        state = {"initial_lr": torch.tensor(RATES[0], dtype=torch.float64), "dense_bytes_sent": state["dense_bytes_sent"]}
+    resumed = _ngo(0.2)
+    resumed.load_state_dict(state)
+    assert [resumed._gamma(lr) for lr in RATES[5:]] == straight[5:]
+    assert "initial_lr" not in resumed.state_dict()
 
 
 @pytest.mark.parametrize(("schedule", "message"), [

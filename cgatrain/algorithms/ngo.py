@@ -124,16 +124,23 @@ class NGO(Algorithm):
             self.delay_line.post_initial(ctx.model.params, out_neighbors, in_neighbors)
 
     def _gamma(self, lr: float) -> float:
+        """gamma_t: gamma, or with `gamma_schedule=lr` gamma * lr_t / lr_peak, so that gamma_t <= gamma always.
+
+        lr_peak is the largest learning rate of the steps so far: the base rate optim.lr once the schedule
+        reaches it (no schedule goes above it), the warmup's rate while it ramps up. The consensus step so
+        follows the schedule's decay, never exceeds the gamma the parent checked against the stability
+        bounds (check_topology), and is not scaled down by a warmup. lr_peak is saved in checkpoints.
+        """
         gamma = float(self.hparams["gamma"])
         if self.hparams["gamma_schedule"] == "constant":
             return gamma
-        if "initial_lr" not in self.state:
-            self.state["initial_lr"] = torch.tensor(lr, dtype=torch.float64)
-        initial = float(self.state["initial_lr"])
-        return gamma * lr / initial if initial > 0 else gamma
+        peak = max(float(self.state["peak_lr"]), lr) if "peak_lr" in self.state else lr
+        self.state["peak_lr"] = torch.tensor(peak, dtype=torch.float64)
+        return gamma * lr / peak if peak > 0 else gamma
 
     def step(self, lr: float, step: int, epoch: int) -> torch.Tensor:
         ctx, params = self.ctx, self.ctx.model.params
+        gamma = self._gamma(lr)  # every step, so that lr_peak sees every rate
         in_neighbors, out_neighbors = self.neighbors(step, epoch)
         if self.hparams["diff_at"] == "pre":  # eq. 8: send x(t), computing the gradient while it flies
             self.delay_line.post(step, params, out_neighbors, in_neighbors)
@@ -146,7 +153,7 @@ class NGO(Algorithm):
         arrived = self.delay_line.collect(step)
         if arrived is not None and arrived.received:
             self._couple(arrived.sent, arrived.received, max(arrived.step, 0), epoch)
-            params.add_(self._coupling, alpha=self._gamma(lr))
+            params.add_(self._coupling, alpha=gamma)
         return loss
 
     def _couple(self, own: torch.Tensor, received: Mapping[int, torch.Tensor], step: int, epoch: int) -> None:
@@ -174,4 +181,9 @@ class NGO(Algorithm):
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         inflight = {key.split(":", 1)[1]: value for key, value in state.items() if key.startswith("inflight:")}
         super().load_state_dict({key: value for key, value in state.items() if not key.startswith("inflight:")})
+        # Checkpoints from before lr_peak saved the first step's rate as "initial_lr": a lower bound of lr_peak
+        # (equal to it unless that step was in a warmup), which the next steps' rates raise to lr_peak.
+        initial = self.state.pop("initial_lr", None)
+        if initial is not None and "peak_lr" not in self.state:
+            self.state["peak_lr"] = initial.to(torch.float64)
         self.delay_line.load_state_dict(inflight, self.ctx.model.params.device)
