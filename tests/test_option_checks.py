@@ -1,4 +1,5 @@
-"""Options refused in the parent with a message naming the key, and NGO's gamma_schedule=lr against its formula (gamma_t <= gamma)."""
+"""Options refused in the parent with a message naming the key: algorithms' options, lr schedules, runs
+that would never communicate; and NGO's gamma_schedule=lr against its formula (gamma_t <= gamma)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,33 @@ def test_bad_algorithm_options_are_refused_naming_the_key(name: str, hparams: di
 def test_default_options_pass(name: str) -> None:
     algorithm = get_algorithm(name)
     algorithm.check_hyperparameters(dict(algorithm.hyperparameters))
+
+
+# 2 epochs x 6 steps: the walkthrough's 12-step runs.
+NEVER = [
+    ("fedavg", {"local_steps": 13}, "algorithm=fedavg would never average: a round is 13 steps (algorithm.local_steps=13), longer than "
+                                    "the run's 12 step(s) (train.epochs=2 x 6 steps per epoch)"),
+    ("fedavg", {"local_epochs": 3}, "a round is 18 steps (algorithm.local_epochs=3 x 6 steps per epoch)"),
+    ("local", {"average_every": 1000}, "algorithm=local would never average: algorithm.average_every=1000"),
+    ("swarmsgd", {"local_steps": 1000}, "algorithm=swarmsgd would never average: algorithm.local_steps=1000"),
+    ("ngo", {"delay": 100}, "algorithm=ngo would never exchange a trained state: algorithm.delay=100"),
+    ("ngo", {"delay": 12}, "algorithm.delay=12"),
+]
+
+
+@pytest.mark.parametrize(("name", "hparams", "message"), NEVER, ids=[f"{n}-{k}" for n, h, _ in NEVER for k in h])
+def test_runs_that_would_never_communicate_are_refused(name: str, hparams: dict[str, Any], message: str) -> None:
+    algorithm = get_algorithm(name)
+    with pytest.raises(ValueError) as error:
+        algorithm.check_run_length(hparams, 12, 6)
+    assert message in str(error.value)
+    # On the agents too: such a run fails at its end instead of reporting `completed`.
+    agent = algorithm(SimpleNamespace(steps_per_epoch=6), hparams)
+    with pytest.raises(ValueError, match="would never"):
+        agent.finish(12, 1)
+
+
+@pytest.mark.parametrize(("name", "hparams"), [("fedavg", {"local_steps": 12}), ("fedavg", {"local_epochs": 2}), ("local", {"average_every": 12}),
+                                               ("local", {}), ("swarmsgd", {"local_steps": 12}), ("ngo", {"delay": 11})])
+def test_runs_that_communicate_once_pass(name: str, hparams: dict[str, Any]) -> None:
+    get_algorithm(name).check_run_length(hparams, 12, 6)

@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 
 from cgatrain.algorithms.base import Algorithm, register
+from cgatrain.option_checks import run_length
 
 # Mixed into the shared seed so that client draws never coincide with another shared-seed stream.
 _SELECTION_STREAM = 0xFEDA
@@ -66,6 +67,26 @@ class FedAvg(Algorithm):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"algorithm.{key} must be an integer >= 1{' or null' if key == 'local_steps' else ''}, got {value!r}")
+
+    @classmethod
+    def check_run_length(cls, hparams: Mapping[str, Any], total_steps: int, steps_per_epoch: int) -> None:
+        """Refuse a round longer than the run of `total_steps` steps: it would never average.
+
+        For the parent, before any process starts (it knows the steps per epoch once the data is partitioned);
+        `finish` repeats it on every agent, so that a run started without that check fails instead of completing.
+        """
+        merged = {**cls.hyperparameters, **hparams}
+        if merged["local_steps"] is not None:
+            length, keys = int(merged["local_steps"]), f"algorithm.local_steps={merged['local_steps']}"
+        else:
+            length = int(merged["local_epochs"]) * steps_per_epoch
+            keys = f"algorithm.local_epochs={merged['local_epochs']} x {steps_per_epoch} steps per epoch"
+        if length > total_steps:
+            raise ValueError(f"algorithm=fedavg would never average: a round is {length} steps ({keys}), longer than the run's "
+                             f"{run_length(total_steps, steps_per_epoch)}; shorten the round or raise train.epochs")
+
+    def finish(self, step: int, epoch: int) -> None:
+        self.check_run_length(self.hparams, step, int(self.ctx.steps_per_epoch))
 
     @property
     def round_length(self) -> int:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from cgatrain.algorithms.base import Algorithm, register
+from cgatrain.option_checks import run_length
 
 AVERAGE_WITH = ("allreduce", "gossip")
 
@@ -37,6 +38,22 @@ class LocalSGD(Algorithm):
             raise ValueError(f"algorithm.average_every must be null (never average) or an integer >= 1, got {every!r}")
         if merged["average_with"] not in AVERAGE_WITH:
             raise ValueError(f"algorithm.average_with must be one of {AVERAGE_WITH}, not {merged['average_with']!r}")
+
+    @classmethod
+    def check_run_length(cls, hparams: Mapping[str, Any], total_steps: int, steps_per_epoch: int) -> None:
+        """Refuse `average_every` longer than the run of `total_steps` steps: it would never average.
+
+        For the parent, before any process starts (it knows the steps per epoch once the data is partitioned);
+        `finish` repeats it on every agent, so that a run started without that check fails instead of completing.
+        """
+        every = {**cls.hyperparameters, **hparams}["average_every"]
+        if every is not None and int(every) > total_steps:
+            raise ValueError(f"algorithm=local would never average: algorithm.average_every={every} is longer than the run's "
+                             f"{run_length(total_steps, steps_per_epoch)}; lower it, raise train.epochs, or set it to null "
+                             "for local SGD without communication")
+
+    def finish(self, step: int, epoch: int) -> None:
+        self.check_run_length(self.hparams, step, int(self.ctx.steps_per_epoch))
 
     @classmethod
     def topology_role(cls, hparams: Mapping[str, Any]) -> str | None:

@@ -24,6 +24,7 @@ import torch
 
 from cgatrain.algorithms.base import Algorithm, register
 from cgatrain.comm.delayed import DelayedGossip
+from cgatrain.option_checks import run_length
 from cgatrain.topology import Topology
 
 GAMMA_SCHEDULES = ("constant", "lr")
@@ -111,6 +112,22 @@ class NGO(Algorithm):
                 f"old is stable only for gamma * lambda_max(L) < 2 sin(pi / (2 (2 tau + 1))) = {limit:.4g}, i.e. "
                 f"gamma < {limit / radius:.4g} here (lambda_max(L) = {radius:.4g}; the discrete form of Theorem 3.5's "
                 "tau < pi / (2 lambda_n)); lower algorithm.gamma or algorithm.delay")
+
+    @classmethod
+    def check_run_length(cls, hparams: Mapping[str, Any], total_steps: int, steps_per_epoch: int) -> None:
+        """Refuse a delay as long as the run of `total_steps` steps: every step would couple the initial models.
+
+        For the parent, before any process starts (it knows the steps per epoch once the data is partitioned);
+        `finish` repeats it on every agent, so that a run started without that check fails instead of completing.
+        """
+        delay = {**cls.hyperparameters, **hparams}["delay"]
+        if int(delay) >= total_steps:
+            raise ValueError(f"algorithm=ngo would never exchange a trained state: algorithm.delay={delay} (tau, in steps) is "
+                             f"not shorter than the run's {run_length(total_steps, steps_per_epoch)}, so every step couples "
+                             "the initial models; lower it or raise train.epochs")
+
+    def finish(self, step: int, epoch: int) -> None:
+        self.check_run_length(self.hparams, step, int(self.ctx.steps_per_epoch))
 
     def setup(self) -> None:
         super().setup()

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from cgatrain.algorithms.base import Algorithm, register
+from cgatrain.option_checks import run_length
 from cgatrain.topology import Topology
 from cgatrain.topology.per_step import RandomMatchings
 
@@ -36,6 +37,21 @@ class SwarmSGD(Algorithm):
         steps = {**cls.hyperparameters, **hparams}["local_steps"]
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"algorithm.local_steps (H, local SGD steps before each pair average) must be an integer >= 1, got {steps!r}")
+
+    @classmethod
+    def check_run_length(cls, hparams: Mapping[str, Any], total_steps: int, steps_per_epoch: int) -> None:
+        """Refuse H longer than the run of `total_steps` steps: it would never average.
+
+        For the parent, before any process starts (it knows the steps per epoch once the data is partitioned);
+        `finish` repeats it on every agent, so that a run started without that check fails instead of completing.
+        """
+        steps = {**cls.hyperparameters, **hparams}["local_steps"]
+        if int(steps) > total_steps:
+            raise ValueError(f"algorithm=swarmsgd would never average: algorithm.local_steps={steps} (H, local steps before each "
+                             f"pair average) is longer than the run's {run_length(total_steps, steps_per_epoch)}; lower it or raise train.epochs")
+
+    def finish(self, step: int, epoch: int) -> None:
+        self.check_run_length(self.hparams, step, int(self.ctx.steps_per_epoch))
 
     @classmethod
     def ignored_weights(cls, hparams: Mapping[str, Any]) -> str | None:
