@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 
 from cgatrain.algorithms.base import Algorithm, register
-from cgatrain.option_checks import run_length
+from cgatrain.option_checks import integer, number, run_length
 
 # Mixed into the shared seed so that client draws never coincide with another shared-seed stream.
 _SELECTION_STREAM = 0xFEDA
@@ -58,15 +58,11 @@ class FedAvg(Algorithm):
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
         super().check_hyperparameters(hparams)
         merged = {**cls.hyperparameters, **hparams}
-        fraction = merged["client_fraction"]
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 < float(fraction) <= 1.0:
-            raise ValueError(f"algorithm.client_fraction must lie in (0, 1], got {fraction!r}")
-        for key in ("local_epochs", "local_steps"):
-            value = merged[key]
-            if value is None and key == "local_steps":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"algorithm.{key} must be an integer >= 1{' or null' if key == 'local_steps' else ''}, got {value!r}")
+        fraction = number(merged["client_fraction"], "algorithm.client_fraction")
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"algorithm.client_fraction must lie in (0, 1], got {merged['client_fraction']!r}")
+        integer(merged["local_epochs"], "algorithm.local_epochs", 1, meaning=" (E, epochs per round)")
+        integer(merged["local_steps"], "algorithm.local_steps", 1, allow_none=True, meaning=" (steps per round, instead of E epochs)")
 
     @classmethod
     def check_run_length(cls, hparams: Mapping[str, Any], total_steps: int, steps_per_epoch: int) -> None:

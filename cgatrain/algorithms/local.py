@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from cgatrain.algorithms.base import Algorithm, register
-from cgatrain.option_checks import run_length
+from cgatrain.option_checks import integer, run_length
 
 AVERAGE_WITH = ("allreduce", "gossip")
 
@@ -33,9 +33,7 @@ class LocalSGD(Algorithm):
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
         super().check_hyperparameters(hparams)
         merged = {**cls.hyperparameters, **hparams}
-        every = merged["average_every"]
-        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-            raise ValueError(f"algorithm.average_every must be null (never average) or an integer >= 1, got {every!r}")
+        integer(merged["average_every"], "algorithm.average_every", 1, allow_none=True, meaning=" (H, steps between averages; null: never)")
         if merged["average_with"] not in AVERAGE_WITH:
             raise ValueError(f"algorithm.average_with must be one of {AVERAGE_WITH}, not {merged['average_with']!r}")
 

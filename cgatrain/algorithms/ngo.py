@@ -24,7 +24,7 @@ import torch
 
 from cgatrain.algorithms.base import Algorithm, register
 from cgatrain.comm.delayed import DelayedGossip
-from cgatrain.option_checks import run_length
+from cgatrain.option_checks import integer, number, run_length
 from cgatrain.topology import Topology
 
 GAMMA_SCHEDULES = ("constant", "lr")
@@ -73,15 +73,12 @@ class NGO(Algorithm):
         super().check_hyperparameters(hparams)
         merged = {**cls.hyperparameters, **hparams}
         for key in ("p", "gamma"):
-            if isinstance(merged[key], bool) or not isinstance(merged[key], int | float):
-                raise ValueError(f"algorithm.{key} must be a number, got {merged[key]!r}")
+            number(merged[key], f"algorithm.{key}")
         if not 0.5 <= float(merged["p"]) <= 2.0:
             raise ValueError(f"algorithm.p must lie in [0.5, 2] (p = 1 is linear gossip), got {merged['p']}")
         if not float(merged["gamma"]) > 0.0:
             raise ValueError(f"algorithm.gamma (the consensus step) must be > 0, got {merged['gamma']}")
-        delay = merged["delay"]
-        if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
-            raise ValueError(f"algorithm.delay (tau, in steps) must be an integer >= 0, got {delay!r}")
+        integer(merged["delay"], "algorithm.delay", 0, meaning=" (tau, in steps)")
         if merged["diff_at"] not in DIFF_AT:
             raise ValueError(f"algorithm.diff_at must be one of {DIFF_AT}, got {merged['diff_at']!r}")
         if merged["gamma_schedule"] not in GAMMA_SCHEDULES:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from cgatrain.algorithms.base import Algorithm, register
-from cgatrain.option_checks import run_length
+from cgatrain.option_checks import integer, run_length
 from cgatrain.topology import Topology
 from cgatrain.topology.per_step import RandomMatchings
 
@@ -34,9 +34,7 @@ class SwarmSGD(Algorithm):
     @classmethod
     def check_hyperparameters(cls, hparams: Mapping[str, Any]) -> None:
         super().check_hyperparameters(hparams)
-        steps = {**cls.hyperparameters, **hparams}["local_steps"]
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"algorithm.local_steps (H, local SGD steps before each pair average) must be an integer >= 1, got {steps!r}")
+        integer({**cls.hyperparameters, **hparams}["local_steps"], "algorithm.local_steps", 1, meaning=" (H, local SGD steps before each pair average)")
 
     @classmethod
     def check_run_length(cls, hparams: Mapping[str, Any], total_steps: int, steps_per_epoch: int) -> None:
