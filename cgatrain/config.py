@@ -13,7 +13,7 @@ from cgatrain import checkpoint, preflight
 from cgatrain.algorithms import get_algorithm, resolve_compressor
 from cgatrain.comm.devices import device_problems, gpus_on_node
 from cgatrain.compression.base import check_compressor
-from cgatrain.data import DataError
+from cgatrain.data import DataError, steps_per_epoch
 from cgatrain.data.agent_data import check_data_options
 from cgatrain.data.common import options_of
 from cgatrain.data.datasets import DatasetInfo, describe_dataset, prepare_dataset
@@ -70,7 +70,7 @@ def _check_numbers(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"optim.lr must be >= 0, got {lr}")
     if not weight_decay >= 0.0:
         raise ValueError(f"optim.weight_decay must be >= 0, got {weight_decay}")
-    check_schedule(cfg["optim"].get("schedule") or {})
+    check_schedule(cfg["optim"].get("schedule") or {}, lr)
     if float(cfg["comm"].get("timeout_s", 180)) <= 0:
         raise ValueError("comm.timeout_s must be > 0")
     _positive_int(cfg["comm"].get("threads_per_agent", 1), "comm.threads_per_agent")
@@ -87,8 +87,8 @@ def _check_backend(cfg: Mapping[str, Any], local_agents: int) -> None:
 def _check_data(cfg: Mapping[str, Any]) -> None:
     with options_of("data"):
         prepare_dataset(cfg["data"])  # downloads (data.download=true) happen here, once, before any agent starts
-        data = _described(json.dumps(cfg["data"], sort_keys=True, default=str))  # labels only: no image is decoded in the parent
-        check_data_options(cfg["data"], data.name)
+        data = _described(json.dumps(cfg["data"], sort_keys=True, default=str))  # every split's files checked (data_and_models.md)
+        check_data_options(cfg["data"], data.name, eval_train=bool(cfg["train"].get("eval_train")))
     if cfg["partition"].get("name") != "iid" and data.task != "classification":
         raise DataError(f"partition={cfg['partition']['name']} needs class labels, but data={data.name} is a {data.task} task")
     if cfg["train"].get("eval_train") and data.task != "classification":
@@ -98,6 +98,8 @@ def _check_data(cfg: Mapping[str, Any]) -> None:
     check_model_input(cfg["model"], data.input_shape, data.num_classes)
     if min(len(shard) for shard in shards) == 0:
         raise DataError("some agent would get no training data")
+    steps = cfg["train"].get("steps_per_epoch") or steps_per_epoch([len(shard) for shard in shards], int(cfg["train"]["batch_size"]))
+    get_algorithm(cfg["algorithm"]["name"]).check_run_length(cfg["algorithm"], int(cfg["train"]["epochs"]) * int(steps), int(steps))
 
 
 @functools.lru_cache(maxsize=8)

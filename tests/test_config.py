@@ -60,6 +60,10 @@ def test_default_and_example_configs_are_valid() -> None:
         (["algorithm=sparse_push", "topology=directed_ring", "compressor=topk", "compressor.fraction=1.5"], "compressor.fraction must be a number in (0, 1], got 1.5"),
         (["data.test_fraction=2"], "data.test_fraction must be in (0, 1), got 2.0"),
         (["partition=dirichlet", "partition.alpha=abc"], "partition.alpha must be a number, got 'abc'"),
+        (["optim.schedule.name=cosine", "optim.schedule.eta_min=1.0"], "optim.schedule.eta_min=1.0 is above optim.lr=0.02"),
+        (["algorithm=fedavg", "algorithm.local_steps=1000", "train.epochs=2"], "algorithm=fedavg would never average"),
+        (["algorithm=local", "algorithm.average_every=1000", "train.epochs=2"], "would never average"),
+        (["data=fake", "model=mlp", "train.eval_train=true", "data.in_memory=false"], "train.eval_train scores each agent's shard in memory"),
     ],
 )
 def test_bad_values_are_rejected(overrides: list[str], message: str) -> None:

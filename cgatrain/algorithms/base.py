@@ -103,6 +103,10 @@ class Algorithm(ABC):
             raise ValueError(f"algorithm.momentum must be a number in [0, 1), got {momentum!r}")
 
     @classmethod
+    def check_run_length(cls, hparams: Mapping[str, Any], total_steps: int, steps_per_epoch: int) -> None:
+        """Refuse options under which a run of `total_steps` would never communicate (a round longer than the run)."""
+
+    @classmethod
     def required_mixing(cls, hparams: Mapping[str, Any]) -> str:
         """The stochasticity the mixing matrices must have with these options (default: `mixing`)."""
         return cls.mixing
