@@ -128,32 +128,41 @@ def test_an_agent_killed_under_srun_leaves_a_failed_record_with_its_checkpoint(t
     assert record["epochs_completed"] >= 1 and (tmp_path / record["checkpoint"]).is_dir()  # relative, as the run dir is
 
 
-def corrupt_mnist(root: Path) -> Path:
-    """MNIST files whose labels read (the parent's check passes) but whose training images end early (agents fail)."""
-    from vision_fixtures import write_mnist
+def failing_script(folder: Path) -> list[str]:
+    """A user's script whose algorithm `boom` (D-PSGD with one more check) raises in its second step.
 
-    write_mnist(root)
-    images = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
-    images.write_bytes(images.read_bytes()[:200])
-    return root
+    A failure only the agents can meet: the parent's checks of data, model and options all pass.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "boom_plugin.py").write_text(
+        "from cgatrain.algorithms import register\n"
+        "from cgatrain.algorithms.dpsgd import DPSGD\n\n\n"
+        "@register\n"
+        "class Boom(DPSGD):\n"
+        "    name = 'boom'\n\n"
+        "    def step(self, lr, step, epoch):\n"
+        "        if step >= 1:\n"
+        "            raise RuntimeError(f'boom at step {step}')\n"
+        "        return super().step(lr, step, epoch)\n")
+    (folder / "run.py").write_text("import boom_plugin  # noqa: F401\nfrom cgatrain.entry import main\n\n"
+                                   "if __name__ == '__main__':\n    main()\n")
+    return [sys.executable, str(folder / "run.py")]
 
 
 def test_multirun_sweep_survives_diverged_and_failed_jobs(tmp_path: Path) -> None:
-    sweep, good, bad = tmp_path / "sweep", tmp_path / "good", corrupt_mnist(tmp_path / "bad")
-    from vision_fixtures import write_mnist
-
-    write_mnist(good)
-    result = cgatrain("-m", "agents=2", *TINY, "data=mnist", "train.epochs=2", "optim.lr=0.01,1e9", f"data.root={good},{bad}",
-                      "hydra.sweep.dir=sweep", cwd=tmp_path)  # relative, as the default multirun/... is
+    sweep, script = tmp_path / "sweep", failing_script(tmp_path / "user")
+    result = subprocess.run([*script, "-m", "agents=2", *TINY, "algorithm=dpsgd", "train.epochs=2", "optim.lr=0.01,1e9",
+                             "algorithm.name=dpsgd,boom", "hydra.sweep.dir=sweep"],  # relative, as the default multirun/... is
+                            cwd=tmp_path, capture_output=True, text=True, timeout=150)
     statuses = [summary(sweep / str(job))["status"] for job in range(4)]
     assert statuses == ["completed", "failed", "diverged", "failed"], result.stderr[-3000:]
-    assert "train-images-idx3-ubyte.gz: cannot be read as gzip" in summary(sweep / "1")["error"] and "agent" in summary(sweep / "1")["error"]
+    assert "RuntimeError: boom at step 1" in summary(sweep / "1")["error"] and "agent" in summary(sweep / "1")["error"]
     assert "status: diverged in epoch " in result.stdout  # not "after 0 epochs"
     assert summary(sweep / "2")["mb_sent_per_agent"] > 0 and summary(sweep / "2")["bytes_sent_per_step"] > 0  # it did send
     assert result.returncode == 1 and "2 of the sweep's jobs failed" in result.stderr  # reported at the end, after the sweep went on
     assert "sweep of 4 jobs in sweep: 1 completed, 2 failed, 1 diverged" in result.stdout  # the sweep's table
     assert f"2 of the sweep's jobs failed: {sweep / '1'}, {sweep / '3'}\n" in result.stderr  # each once
-    assert "job 1 failed: run failed: agent " in result.stderr and "cannot be read as gzip" in result.stderr
+    assert "job 1 failed: run failed: agent " in result.stderr and "boom at step 1" in result.stderr
 
 
 def test_a_sweep_with_an_invalid_job_starts_no_job(tmp_path: Path) -> None:

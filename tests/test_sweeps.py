@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from test_cli import corrupt_mnist
-from vision_fixtures import write_mnist
+from test_cli import failing_script
 
 from cgatrain.compose import compose_config
 from cgatrain.reporting.schema import load_summary
@@ -41,19 +40,17 @@ def test_submitit_local_sweep_runs_each_point_as_its_own_job(tmp_path: Path) -> 
 @pytest.mark.timeout(300)
 def test_a_failed_submitit_job_fails_the_sweep_after_every_job_ran(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    sweep = tmp_path / "sweep"
-    good, bad = tmp_path / "good", corrupt_mnist(tmp_path / "bad")  # bad: its agents fail reading the images
-    write_mnist(good)
-    result = cgatrain("-m", "hydra/launcher=submitit_local", "algorithm=dpsgd", "data=mnist", f"data.root={good},{bad}", *TINY,
-                      f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=280)
+    sweep, script = tmp_path / "sweep", failing_script(tmp_path / "user")  # boom: its agents fail in their second step
+    result = subprocess.run([*script, "-m", "hydra/launcher=submitit_local", "algorithm=dpsgd", "algorithm.name=dpsgd,boom", *TINY,
+                             f"hydra.sweep.dir={sweep}"], cwd=tmp_path, capture_output=True, text=True, timeout=280)
     # The parent reads the jobs' summary.json files: a table, the failed job and why, exit 1, no traceback.
     assert result.returncode == 1 and f"1 of the sweep's jobs failed: {sweep / '1'}" in result.stderr, result.stderr[-3000:]
     assert "job 1 failed: run failed: agent " in result.stderr and "Traceback" not in result.stderr
     assert f"sweep of 2 jobs in {sweep}: 1 completed, 1 failed" in result.stdout
-    assert re.search(rf"\n +0  completed +1 .* data.root={good}\n +1  failed +0 .* data.root={bad}\n", result.stdout), result.stdout
+    assert re.search(r"\n +0  completed +1 .* algorithm.name=dpsgd\n +1  failed +0 .* algorithm.name=boom\n", result.stdout), result.stdout
     completed, failed = load_summary(sweep / "0"), load_summary(sweep / "1")
     assert completed is not None and completed.status == "completed"
-    assert failed is not None and failed.status == "failed" and "cannot be read as gzip" in (failed.error or "")
+    assert failed is not None and failed.status == "failed" and "boom at step 1" in (failed.error or "")
 
 
 def test_submitit_slurm_job_takes_tasks_gpus_and_time_from_the_slurm_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
