@@ -245,7 +245,7 @@ def test_a_builder_that_returns_no_module_is_refused(registered: Any) -> None:
 
 
 class ReadsAValue(nn.Module):
-    """A forward meta tensors cannot run (`.item()`): checked on the CPU instead."""
+    """A forward that reads a value (`.item()`): the check runs real tensors."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -268,7 +268,7 @@ def test_a_model_whose_outputs_are_not_one_per_class_is_refused(registered: Any)
     assert "model=five_wide on inputs (4,): one sample gives outputs of shape (5,)" in refusal(cfg)
     registered(MODELS, "reads_a_value", ModelSpec(lambda cfg, shape, outputs, classes: ReadsAValue(), False))
     with pytest.raises(ValueError, match=r"model=reads_a_value on inputs \(4,\): one sample gives outputs of shape \(3,\), but it "
-                                         r"needs 5 logits"):  # checked on the CPU: meta tensors have no .item()
+                                         r"needs 5 logits"):  # real tensors: meta ones have no .item()
         check_model_input({"name": "reads_a_value"}, (4,), 5)
     check_model_input({"name": "reads_a_value"}, (4,), 3)
     for model, shape in (({"name": "resnet20"}, (3, 32, 32)), ({"name": "vgg11", "norm": "batch"}, (3, 32, 32)),
