@@ -184,8 +184,7 @@ def _run_as_agent(env: LaunchEnv, cfg: DictConfig, run_dir: Path, agents_given: 
     with open_dict(cfg):
         if cfg.agents != env.world_size:
             if agents_given:
-                print(f"error: agents={cfg.agents} but the launcher started {env.world_size} processes", file=sys.stderr)
-                return 2
+                return _refuse(env, f"agents={cfg.agents} but the launcher started {env.world_size} processes")
             cfg.agents = env.world_size
     container = _to_container(cfg)
     name_the_run(container, run_dir, sweep_group, overrides or [])

@@ -19,6 +19,8 @@ STOP_GRACE_SECONDS = 30.0
 LOST_EXIT_CODE = 255
 # Sent once more this long after the first forward, for an agent that was not listening yet.
 REFORWARD_SECONDS = 2.0
+# An agent that failed only because a neighbour's connection broke is named after this long if no other one failed.
+PEER_GRACE_SECONDS = 2.0
 # A second stop signal kills the agents only this long after the first: scancel, `timeout` and a batch script's
 # trap signal the whole process group and then the command itself, milliseconds apart, and mean one stop.
 REPEAT_SECONDS = 0.5
@@ -54,6 +56,7 @@ class Supervisor:
         self.processes, self.store, self.timeout_s, self.poll = list(processes), store, timeout_s, poll_seconds
         self.signals: list[int] = []
         self.first_stop_at: float | None = None
+        self.first_failure_at: float | None = None  # when an agent was first seen to have failed
         self.repeated_stop = False  # a stop signal again, REPEAT_SECONDS or more after the first
         self.forwarded_at: float | None = None
         self.reforwarded = False
@@ -109,8 +112,9 @@ class Supervisor:
             if self.killed_on_purpose and all(code is not None for code in codes):
                 return self._stop_reason()
             failed = [rank for rank, code in enumerate(codes) if code not in (None, 0) and lifecycle.reason_from_exit_code(code) is None]
-            if failed:
-                raise AgentFailure(self._failure_message(failed[0], codes[failed[0]]), failed[0])
+            culprit = self._culprit(failed)
+            if culprit is not None:
+                raise AgentFailure(self._failure_message(culprit, codes[culprit]), culprit)
             if all(code is not None for code in codes):
                 reasons = [lifecycle.reason_from_exit_code(code) for code in codes]
                 return self._stop_reason() or next((r for r in reasons if r), None)
@@ -120,6 +124,18 @@ class Supervisor:
                 wait_for_exit(running, timeout=self.poll)
             else:
                 time.sleep(self.poll)  # only agents whose fork server died: poll their pids
+
+    def _culprit(self, failed: list[int]) -> int | None:
+        """The failed agent to name: one with an error of its own before one that only lost a neighbour (PeerError),
+        whose cause may still be exiting; after PEER_GRACE_SECONDS, the first that failed."""
+        if not failed:
+            return None
+        own = [rank for rank in failed if not (self._agent_error(rank) or "").startswith("PeerError")]
+        if own:
+            return own[0]
+        now = time.monotonic()
+        self.first_failure_at = self.first_failure_at or now
+        return failed[0] if now - self.first_failure_at >= PEER_GRACE_SECONDS else None
 
     def _stop_reason(self) -> str | None:
         stops = [s for s in self.signals if s in lifecycle.STOP_SIGNALS]

@@ -51,3 +51,27 @@ def test_the_resume_hint_names_the_launcher_that_started_the_run(tmp_path: Path,
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc")
     assert lifecycle.resume_hint(tmp_path).endswith(f"continue with: the same torchrun command plus resume={tmp_path}")
+
+
+def test_the_agent_with_an_error_of_its_own_is_named_not_the_neighbour_that_lost_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agent 0 exits first on a closed connection; agent 1, whose IndexError was the cause, is still printing."""
+    agents = [SimpleNamespace(pid=4000 + rank, exitcode=1, sentinel=None) for rank in range(2)]
+    supervisor = Supervisor(agents, store=None, timeout_s=60, poll_seconds=0.05)
+    polls = iter([[1, None]] * 4 + [[1, 1]] * 100)
+    errors = {0: "PeerError: agent 0: round 'model' with neighbours [1] failed: Connection closed by peer", 1: "IndexError: Target 10 is out of bounds"}
+    monkeypatch.setattr(supervisor, "_exit_codes", lambda: next(polls))
+    monkeypatch.setattr(supervisor, "_agent_error", errors.get)
+    monkeypatch.setattr(supervisor, "_check_liveness", lambda: None)
+    with pytest.raises(AgentFailure, match=r"agent 1 \(pid 4001\) failed: IndexError: Target 10") as failure:
+        supervisor._watch()
+    assert failure.value.agent == 1
+
+
+def test_a_neighbours_lost_connection_alone_is_named_after_a_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    agents = [SimpleNamespace(pid=4000 + rank, exitcode=1, sentinel=None) for rank in range(2)]
+    supervisor = Supervisor(agents, store=None, timeout_s=60, poll_seconds=0.05)
+    monkeypatch.setattr(supervisor, "_exit_codes", lambda: [1, None])
+    monkeypatch.setattr(supervisor, "_agent_error", lambda rank: "PeerError: agent 0: round 'model' failed")
+    monkeypatch.setattr(supervisor, "_check_liveness", lambda: None)
+    with pytest.raises(AgentFailure, match=r"agent 0 \(pid 4000\) failed: PeerError"):
+        supervisor._watch()
