@@ -65,12 +65,8 @@ def bounded_rendezvous(rank: int, timeout_s: float, endpoint: str | None = None)
     endpoint = endpoint or master_endpoint()
 
     def give_up() -> None:
-        print(
-            f"agent {rank}: could not join the run's rendezvous at {endpoint} within comm.timeout_s={timeout_s:g} s: "
-            "the master is unreachable, or that port is taken by another program (set MASTER_PORT to a free port)",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"agent {rank}: could not join the run's rendezvous at {endpoint} within comm.timeout_s={timeout_s:g} s: "
+              f"{_likely_cause(endpoint)}", file=sys.stderr, flush=True)
         os._exit(1)
 
     watchdog = threading.Timer(timeout_s, give_up)
@@ -85,3 +81,17 @@ def bounded_rendezvous(rank: int, timeout_s: float, endpoint: str | None = None)
         raise RendezvousError(f"agent {rank}: rendezvous at {endpoint} failed: {text.strip().splitlines()[-1] if text.strip() else error!r}") from error
     finally:
         watchdog.cancel()
+
+
+def _likely_cause(endpoint: str) -> str:
+    """Why joining hung, as far as one connection attempt to the endpoint can tell."""
+    host, _, port = endpoint.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            pass
+    except (OSError, ValueError):
+        return "nothing answers there: the master (rank 0) has not started, or this machine cannot reach it"
+    world = os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_NTASKS")
+    expected = f" (the launcher's world size is {world})" if world else ""
+    return (f"something listens there, so either not every agent started{expected}: check that the launcher started them all, "
+            "or that port is taken by another program (set MASTER_PORT to a free port)")
