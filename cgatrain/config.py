@@ -124,6 +124,11 @@ def _check_resume(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"resume={cfg['resume']} already completed train.epochs={epoch}: raise train.epochs to train on")
 
 
+def _undirected(algorithm: Any) -> str:
+    """`sends replies back along each edge, so it needs an undirected topology`, with the algorithm's own reason."""
+    return f"{algorithm.undirected_because}, so it needs an undirected topology"
+
+
 def validate(cfg: Mapping[str, Any] | DictConfig, local_agents: int | None = None, on_this_machine: bool = True) -> str:
     """Check every part of a resolved config (a dict, or the DictConfig `compose_config` returns); return the
     topology description, or raise ConfigError.
@@ -164,8 +169,7 @@ def validate(cfg: Mapping[str, Any] | DictConfig, local_agents: int | None = Non
         if algorithm is not None and algorithm.needs_undirected and any(isinstance(s, dict) and s.get("directed") is True for s in specs):
             # Said instead of advice on a directed graph's weights, which would only lead to this refusal next.
             problems[before:] = [p for p in problems[before:] if " is directed: " not in p]
-            problems.insert(before, f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected "
-                                    "topology (topology.directed=true asks for a directed one)")
+            problems.insert(before, f"algorithm {algorithm.name!r} {_undirected(algorithm)} (topology.directed=true asks for a directed one)")
             topology = None
         if topology is not None and algorithm is not None:
             mixing = attempt(algorithm.required_mixing, cfg["algorithm"])
@@ -173,7 +177,7 @@ def validate(cfg: Mapping[str, Any] | DictConfig, local_agents: int | None = Non
                 attempt(topology.validate, mixing)
             attempt(algorithm.check_topology, topology, cfg["algorithm"])
             if algorithm.needs_undirected and topology.directed:
-                problems.append(f"algorithm {algorithm.name!r} sends replies back along each edge, so it needs an undirected topology")
+                problems.append(f"algorithm {algorithm.name!r} {_undirected(algorithm)}")
             description = topology.describe()
         if on_this_machine and not {"data", "model", "partition"} & set(missing):
             attempt(_check_data, cfg)

@@ -81,6 +81,7 @@ class Algorithm(ABC):
     mixing: ClassVar[str] = "none"
     hyperparameters: ClassVar[dict[str, Any]] = {}
     needs_undirected: ClassVar[bool] = False  # True if replies travel back along the edges it receives on
+    undirected_because: ClassVar[str] = "sends replies back along each edge"  # why, in the refusal of a directed graph
     uses_compressor: ClassVar[bool] = False  # True if `compressor=NAME` changes what it sends
     default_compressor: ClassVar[str] = "identity"  # what `compressor=auto` means for it
 

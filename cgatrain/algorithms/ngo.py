@@ -66,6 +66,7 @@ class NGO(Algorithm):
     rounds = ("ngo_state",)
     mixing = "none"  # NGO uses only W's off-diagonal entries; gamma's bound is checked instead
     needs_undirected = True
+    undirected_because = "couples each pair of neighbours both ways, phi(y_j - y_i) and phi(y_i - y_j)"
     hyperparameters: ClassVar[dict[str, Any]] = {"p": 0.75, "gamma": 0.2, "gamma_schedule": "constant", "delay": 0, "diff_at": "half"}
 
     @classmethod

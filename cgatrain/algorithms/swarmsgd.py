@@ -29,6 +29,7 @@ class SwarmSGD(Algorithm):
     rounds = ("pair",)
     mixing = "none"  # pairs average 1/2-1/2 whatever the topology's weights
     needs_undirected = True
+    undirected_because = "averages each matched pair of neighbours both ways"
     hyperparameters: ClassVar[dict[str, Any]] = {"local_steps": 1, "momentum": 0.0}
 
     @classmethod
