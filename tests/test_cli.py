@@ -101,13 +101,10 @@ def test_killed_agent_fails_the_run_naming_it(tmp_path: Path) -> None:
 
 
 def test_an_agent_killed_under_srun_leaves_a_failed_record_with_its_checkpoint(tmp_path: Path) -> None:
-    port, run_dir = str(_free_port()), tmp_path / "outputs" / "slurm" / "4343.0"
-    processes = []
-    for rank in range(3):
-        env = {**os.environ, "SLURM_PROCID": str(rank), "SLURM_NTASKS": "3", "SLURM_LOCALID": str(rank), "SLURM_STEP_ID": "0",
-               "SLURM_JOB_ID": "4343", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": port}
-        args = [sys.executable, "-m", "cgatrain", "algorithm=dpsgd", *TINY, "train.epochs=100000"]
-        processes.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    from test_lifecycle import srun_tasks
+
+    run_dir = tmp_path / "outputs" / "slurm" / "4343.0"
+    processes = srun_tasks(tmp_path, ["algorithm=dpsgd", *TINY, "train.epochs=100000"], tasks=3, job_id="4343")
     try:
         deadline = time.monotonic() + 90
         while not (run_dir / "checkpoints" / "latest.json").exists():

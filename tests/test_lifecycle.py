@@ -222,18 +222,21 @@ def test_requeue_round_trip_ends_where_an_uninterrupted_run_ends(tmp_path: Path)
     assert _rows(job) == _rows(reference)
 
 
-def _srun_tasks(tmp_path: Path, args: list[str], tasks: int = 2) -> list[subprocess.Popen[str]]:
-    """`srun -n tasks python -m cgatrain ARGS` as Slurm would start it, on this machine."""
+def srun_tasks(cwd: Path, args: list[str], tasks: int = 2, started: int | None = None, port: int | None = None,
+               job_id: str = "5151") -> list[subprocess.Popen[str]]:
+    """`srun -n tasks python -m cgatrain ARGS` as Slurm would start it, on this machine; only the first `started`
+    tasks when given (the others never start); rank 0's store on `port` (a free one by default)."""
     import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     processes = []
-    for rank in range(tasks):
+    for rank in range(tasks if started is None else started):
         env = {**os.environ, "SLURM_PROCID": str(rank), "SLURM_NTASKS": str(tasks), "SLURM_LOCALID": str(rank), "SLURM_STEP_ID": "0",
-               "SLURM_JOB_ID": "5151", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": str(port)}
-        processes.append(start(args, tmp_path, env=env))
+               "SLURM_JOB_ID": job_id, "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": str(port)}
+        processes.append(start(args, cwd, env=env))
     return processes
 
 
@@ -241,7 +244,7 @@ SRUN_ARGS = [arg for arg in ENDLESS if not arg.startswith("agents=")]
 
 
 def test_sigterm_to_each_srun_task_stops_the_run_with_a_checkpoint(tmp_path: Path) -> None:
-    tasks = _srun_tasks(tmp_path, SRUN_ARGS)
+    tasks = srun_tasks(tmp_path, SRUN_ARGS)
     run_dir = tmp_path / "outputs" / "slurm" / "5151.0"
     wait_for_training(tasks[0], run_dir)
     for task in tasks:
@@ -255,7 +258,7 @@ def test_sigterm_to_each_srun_task_stops_the_run_with_a_checkpoint(tmp_path: Pat
 
 def test_a_stopped_srun_task_is_named_by_the_agent_that_gave_up(tmp_path: Path) -> None:
     timeout_s = 10
-    tasks = _srun_tasks(tmp_path, [*SRUN_ARGS, f"comm.timeout_s={timeout_s}", "checkpoint.enabled=false"])
+    tasks = srun_tasks(tmp_path, [*SRUN_ARGS, f"comm.timeout_s={timeout_s}", "checkpoint.enabled=false"])
     run_dir = tmp_path / "outputs" / "slurm" / "5151.0"
     pids = wait_for_training(tasks[0], run_dir)
     os.kill(pids[1], signal.SIGSTOP)

@@ -17,6 +17,7 @@ from test_lifecycle import (  # noqa: F401 (no_agent_left_behind: autouse fixtur
     ENDLESS,
     finish,
     no_agent_left_behind,
+    srun_tasks,
     start,
     wait_for_training,
 )
@@ -133,16 +134,8 @@ def test_srun_with_an_unreachable_master_fails_within_the_timeout_naming_it(tmp_
 @pytest.mark.timeout(120)
 def test_srun_with_a_task_missing_says_not_every_agent_started(tmp_path: Path) -> None:
     timeout_s = 8
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    processes = []
-    for rank in range(2):  # of 3: the third task never starts
-        env = {**os.environ, "SLURM_PROCID": str(rank), "SLURM_NTASKS": "3", "SLURM_LOCALID": str(rank), "SLURM_STEP_ID": "0",
-               "SLURM_JOB_ID": "4345", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": str(port)}
-        tiny = [arg for arg in ENDLESS if not arg.startswith(("agents=", "train.epochs="))]
-        args = [sys.executable, "-m", "cgatrain", *tiny, "train.epochs=1", f"comm.timeout_s={timeout_s}"]
-        processes.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    tiny = [arg for arg in ENDLESS if not arg.startswith(("agents=", "train.epochs="))]
+    processes = srun_tasks(tmp_path, [*tiny, "train.epochs=1", f"comm.timeout_s={timeout_s}"], tasks=3, started=2, job_id="4345")
     outputs = [finish(process, timeout=timeout_s + 60) for process in processes]
     assert all(process.returncode != 0 for process in processes), [stderr[-1000:] for _, stderr, _ in outputs]
     stderr = outputs[0][1]  # rank 0 hosts the store; rank 1 may see it go away first

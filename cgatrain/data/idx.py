@@ -37,19 +37,7 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
     Layout: two zero bytes, a type code, the number of dims, then one big-endian
     uint32 per dim, then the data in big-endian C order.
     """
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{source}: not an IDX file (bad magic number)")
-    type_code, ndim = raw[2], raw[3]
-    if type_code not in _IDX_DTYPES:
-        raise DataError(f"{source}: unknown IDX type code 0x{type_code:02x}")
-    header_end = 4 + 4 * ndim
-    if len(raw) < header_end:
-        raise DataError(f"{source}: truncated IDX header")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = _IDX_DTYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header_end != expected:
-        raise DataError(f"{source}: IDX payload is {len(raw) - header_end} bytes, header implies {expected}")
+    dtype, shape, header_end = _checked_header(raw, len(raw), source)
     data = np.frombuffer(raw, dtype=dtype, offset=header_end).reshape(shape)
     # convert to native order so torch.from_numpy accepts it
     return data.astype(dtype.newbyteorder("="))
@@ -84,20 +72,27 @@ def idx_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
             size = path.stat().st_size
         except OSError as error:
             raise DataError(f"{path}: cannot be read ({error.strerror})") from None
+    dtype, shape, _ = _checked_header(head, size, str(path))
+    return dtype.newbyteorder("="), shape
+
+
+def _checked_header(head: bytes, size: int, source: str) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(big-endian dtype, shape, header length) of IDX bytes starting with `head`, `size` bytes in all; DataError
+    naming `source` for a bad magic number, type code or header, or a payload of another size than the header's."""
     if len(head) < 4 or head[0] != 0 or head[1] != 0:
-        raise DataError(f"{path}: not an IDX file (bad magic number)")
+        raise DataError(f"{source}: not an IDX file (bad magic number)")
     type_code, ndim = head[2], head[3]
     if type_code not in _IDX_DTYPES:
-        raise DataError(f"{path}: unknown IDX type code 0x{type_code:02x}")
+        raise DataError(f"{source}: unknown IDX type code 0x{type_code:02x}")
     header_end = 4 + 4 * ndim
     if len(head) < header_end:
-        raise DataError(f"{path}: truncated IDX header")
+        raise DataError(f"{source}: truncated IDX header")
     shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[type_code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if size - header_end != expected:
-        raise DataError(f"{path}: IDX payload is {size - header_end} bytes, header implies {expected}")
-    return dtype.newbyteorder("="), shape
+        raise DataError(f"{source}: IDX payload is {size - header_end} bytes, header implies {expected}")
+    return dtype, shape, header_end
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:
