@@ -122,16 +122,17 @@ def report_interrupted(run_dir: Path, stopped_by: str | None, cfg: dict[str, Any
 
 def _checkpointed_summary(run_dir: Path, cfg: dict[str, Any], status: str) -> RunSummary:
     """The parent's record of a run its agents could not finish: the epochs the last checkpoint holds, that epoch's metrics."""
-    from cgatrain.reporting.schema import RunSummary, load_metrics
+    from dataclasses import fields
+
+    from cgatrain.reporting.schema import EpochRecord, RunSummary, load_metrics
 
     epochs = _checkpointed_epochs(run_dir)
     summary = RunSummary(status=status, algorithm=cfg.get("algorithm", {}).get("name"), agents=cfg.get("agents"),
                          run_dir=str(run_dir), epochs_completed=epochs)
     rows = [row for row in load_metrics(run_dir) if row.epoch == epochs]
-    if rows:
-        for name in ("consensus_test_accuracy", "consensus_test_loss", "agent_test_accuracy_mean", "agent_test_accuracy_min",
-                     "agent_test_accuracy_max", "consensus_distance", "parameter_divergence", "mb_sent_per_agent",
-                     "mb_sent_per_agent_min", "mb_sent_per_agent_max"):
+    if rows:  # the scores both records name alike (accuracies, losses, consensus, MB sent)
+        shared = {f.name for f in fields(RunSummary)} - {"extra"}
+        for name in (f.name for f in fields(EpochRecord) if f.name in shared):
             setattr(summary, name, getattr(rows[-1], name))
         summary.final_train_loss = rows[-1].train_loss
     return summary
@@ -148,11 +149,11 @@ def report_failed(run_dir: Path, message: str, cfg: dict[str, Any]) -> None:
 
     summary = _checkpointed_summary(run_dir, cfg, "failed")
     summary.error = message
-    saved = lifecycle.last_checkpoint(run_dir)
+    saved, hint = lifecycle.last_checkpoint(run_dir), lifecycle.resume_hint(run_dir)
     if saved is not None:  # nothing is lost: a resume goes on from the last complete checkpoint
-        summary.extra.update({"checkpoint": str(saved), "resume": lifecycle.resume_hint(run_dir)})
+        summary.extra.update({"checkpoint": str(saved), "resume": hint})
     run_dir.mkdir(parents=True, exist_ok=True)
     write_summary(run_dir, summary)
-    where = f"after {_epochs(summary.epochs_completed)}; {lifecycle.resume_hint(run_dir)}" if saved else f"run files: {run_dir}"
+    where = f"after {_epochs(summary.epochs_completed)}; {hint}" if saved else f"run files: {run_dir}"
     print(f"error: {message}\n{where}", file=sys.stderr, flush=True)
     append_log(run_dir, f"error: {message}")
